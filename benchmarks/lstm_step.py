@@ -1,0 +1,192 @@
+"""Char-LM training step: recurrax vs PyTorch's fused ``nn.LSTM`` vs Flax ``OptimizedLSTMCell``.
+
+Embedding 64 -> LSTM (H = 256, 1 and 2 layers) -> readout to 65 symbols, B = 32, T = 128,
+cross-entropy, Adam. All three in one process on the same sizes; prints tokens/s (median of
+``--repeats`` timed steps), ratios, achieved GFLOP/s against a measured matmul peak, and
+compile time.
+
+PyTorch's CPU LSTM (oneDNN) runs each step's matmuls on all cores; XLA runs the small per-step
+matmuls of a scan on one thread. JAX's answer is its own multi-device engine: the script exposes
+one host device per core (``--xla_force_host_platform_device_count``, set before jax loads) and
+the JAX rows marked "sharded" split the batch over them with ``jax.sharding`` (data parallel,
+the same program and numbers). Both the 1-device and the sharded rows are printed.
+
+    python benchmarks/lstm_step.py [--layers 1 2] [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from functools import partial
+
+os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count() or 1}")
+
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import recurrax  # noqa: E402
+
+V, E, H, B, T = 65, 64, 256, 32, 128
+
+
+def timed(step, repeats: int) -> tuple[float, float]:
+    """(compile-or-first-call seconds, median seconds per step)."""
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return first, statistics.median(times)
+
+
+def data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, V, (B, T), dtype=np.int32), rng.integers(0, V, (B, T), dtype=np.int32)
+
+
+def jax_step(apply, params, sharded: bool = False):
+    opt = optax.adam(1e-3)
+
+    def loss_fn(params, x, y):
+        logits = apply(params, x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    x, y = map(jnp.asarray, data())
+    if sharded:  # batch split over all host devices, params replicated
+        mesh = jax.make_mesh(
+            (jax.device_count(),), ("batch",), axis_types=(jax.sharding.AxisType.Auto,)
+        )
+        x, y = (jax.device_put(a, jax.NamedSharding(mesh, jax.P("batch"))) for a in (x, y))
+        params = jax.device_put(params, jax.NamedSharding(mesh, jax.P()))
+    state = [params, opt.init(params)]
+
+    def run():
+        state[0], state[1], loss = step(state[0], state[1], x, y)
+        loss.block_until_ready()
+
+    return run
+
+
+def recurrax_step(layers: int, sharded: bool = False):
+    model = recurrax.Model(
+        cells=(recurrax.LSTM(H),) * layers, output_size=V, vocab_size=V, embed_size=E
+    )
+    params = model.init(jax.random.key(0))
+    return jax_step(lambda p, x: model.apply(p, x)[0], params, sharded)
+
+
+class FlaxLM(nn.Module):
+    layers: int
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.Embed(V, E)(x)
+        for _ in range(self.layers):
+            h = nn.RNN(nn.OptimizedLSTMCell(H))(h)
+        return nn.Dense(V)(h)
+
+
+def flax_step(layers: int, sharded: bool = False):
+    module = FlaxLM(layers)
+    params = module.init(jax.random.key(0), jnp.zeros((B, T), jnp.int32))
+    return jax_step(module.apply, params, sharded)
+
+
+def torch_step(layers: int):
+    torch.manual_seed(0)
+    emb, lstm, head = (
+        torch.nn.Embedding(V, E),
+        torch.nn.LSTM(E, H, layers, batch_first=True),
+        torch.nn.Linear(H, V),
+    )
+    params = [*emb.parameters(), *lstm.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    x, y = (torch.from_numpy(a).long() for a in data())
+
+    def run():
+        opt.zero_grad(set_to_none=True)
+        out, _ = lstm(emb(x))
+        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, V), y.reshape(-1))
+        loss.backward()
+        opt.step()
+
+    return run
+
+
+def step_flops(layers: int) -> float:
+    """Matmul FLOPs of one training step (backward = 2x forward)."""
+    fwd = sum(2 * B * T * (i + H) * 4 * H for i in [E] + [H] * (layers - 1)) + 2 * B * T * H * V
+    return 3 * fwd
+
+
+def matmul_peak() -> float:
+    """Measured float32 GFLOP/s of a 1024^3 jnp.dot on this machine."""
+    a = jax.random.normal(jax.random.key(0), (1024, 1024))
+    f = jax.jit(lambda a: a @ a)
+    _, sec = timed(lambda: f(a).block_until_ready(), 20)
+    return 2 * 1024**3 / sec / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--layers", type=int, nargs="+", default=[1, 2], help="layer counts to run")
+    ap.add_argument("--repeats", type=int, default=20, help="timed steps per framework")
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    peak = matmul_peak()
+    print(
+        f"device: {jax.devices()[0].device_kind}, {os.cpu_count()} cores, torch threads "
+        f"{torch.get_num_threads()}, matmul peak {peak:.0f} GFLOP/s"
+    )
+    print(
+        f"{'layers':>6} {'framework':<26} {'tokens/s':>10} {'GFLOP/s':>8} {'%peak':>6} "
+        f"{'compile s':>9}"
+    )
+    for layers in args.layers:
+        results = {}
+        n = jax.device_count()
+        for name, make in [
+            ("recurrax", recurrax_step),
+            (f"recurrax sharded x{n}", partial(recurrax_step, sharded=True)),
+            ("torch nn.LSTM", torch_step),
+            ("flax OptimizedLSTMCell", flax_step),
+            (f"flax sharded x{n}", partial(flax_step, sharded=True)),
+        ]:
+            first, sec = timed(make(layers), args.repeats)
+            results[name] = B * T / sec
+            gflops = step_flops(layers) / sec / 1e9
+            print(
+                f"{layers:>6} {name:<26} {B * T / sec:>10,.0f} {gflops:>8.1f} "
+                f"{100 * gflops / peak:>5.0f}% {first:>9.2f}"
+            )
+        torch_r, flax_r = results["torch nn.LSTM"], results["flax OptimizedLSTMCell"]
+        for name in ("recurrax", f"recurrax sharded x{n}"):
+            r = results[name]
+            print(
+                f"{layers:>6} {name}: {r / torch_r:.2f}x torch, {r / flax_r:.2f}x flax, "
+                f"{r / results[f'flax sharded x{n}']:.2f}x flax sharded"
+            )
+
+
+if __name__ == "__main__":
+    main()

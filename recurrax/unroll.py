@@ -1,0 +1,190 @@
+"""Unrolling a cell over time with ``jax.lax.scan`` (batch-first ``[B, T, F]``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from recurrax import fused
+from recurrax.cells import Cell, LSTMState, Params
+
+Array = jax.Array
+
+
+def check_inputs(xs: Array, lengths: Array | None) -> tuple[int, int, int]:
+    """Validate ``xs [B, T, F]`` and ``lengths [B]`` at trace time; return ``(B, T, F)``."""
+    if getattr(xs, "ndim", None) != 3:
+        raise ValueError(f"xs must be batch-first [B, T, F], got shape {jnp.shape(xs)}")
+    B, T, F = xs.shape
+    if lengths is not None:
+        if jnp.shape(lengths) != (B,):
+            raise ValueError(f"lengths must have shape [B] = ({B},), got {jnp.shape(lengths)}")
+        if not jnp.issubdtype(jnp.asarray(lengths).dtype, jnp.integer):
+            raise TypeError(f"lengths must be integers, got dtype {jnp.asarray(lengths).dtype}")
+        if not isinstance(lengths, jax.core.Tracer):
+            lo, hi = int(np.min(lengths)), int(np.max(lengths))
+            if lo < 0 or hi > T:
+                raise ValueError(f"lengths must lie in [0, T={T}], got values in [{lo}, {hi}]")
+    return B, T, F
+
+
+def flip_padded(xs_t: Array, lengths: Array | None) -> Array:
+    """Reverse time-major ``[T, B, ...]`` within each sequence's length (padding stays put).
+
+    Its own inverse; with ``lengths=None`` it is a plain flip. This is how PyTorch's packed
+    sequences run the reverse direction: each sequence starts at its last real step.
+    """
+    if lengths is None:
+        return jnp.flip(xs_t, 0)
+    T = xs_t.shape[0]
+    t = jnp.arange(T)[:, None]
+    idx = jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # [T, B]
+    idx = idx.reshape(idx.shape + (1,) * (xs_t.ndim - 2))
+    return jnp.take_along_axis(xs_t, idx, axis=0)
+
+
+def _where(mask: Array, new: Any, old: Any) -> Any:
+    """Per-example select over carry pytrees: ``mask [B]`` against leaves ``[B, ...]``."""
+    return jax.tree.map(
+        lambda n, o: jnp.where(mask.reshape(-1, *([1] * (n.ndim - 1))), n, o), new, old
+    )
+
+
+def unroll(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Any = None,
+    *,
+    lengths: Array | None = None,
+    reverse: bool = False,
+    internals: bool = False,
+    unroll: int = 1,
+):
+    """Run ``cell`` over ``xs [B, T, F]``.
+
+    Args:
+      carry: initial carry (default zeros, ``cell.initial_carry((B,))``).
+      lengths: ``[B]`` integers in ``[0, T]``. Outputs past a sequence's end are zero and the
+        final carry is the carry after its last real step, for every cell.
+      reverse: run from each sequence's last real step back to its first (packed-sequence
+        semantics); outputs are returned in the original time order.
+      internals: also return every per-step internal (gates, cell state) as ``[B, T, ...]``.
+      unroll: passed to ``jax.lax.scan``.
+
+    Returns:
+      ``(carry, ys [B, T, Y])``, or ``(carry, ys, internals)`` with ``internals`` a dict.
+
+    The plain LSTM (forget gate, no peephole or projection, tanh output) without
+    ``internals`` runs through :func:`recurrax.fused.lstm_scan`, whose hand-written backward
+    computes the same gradients as autodiff (tested) at a fraction of the cost.
+    """
+    B, T, F = check_inputs(xs, lengths)
+    cell.check_params(params, F)
+    if carry is None:
+        carry = cell.initial_carry((B,), xs.dtype)
+    xs_t = jnp.swapaxes(xs, 0, 1)
+    if reverse:
+        xs_t = flip_padded(xs_t, lengths)
+    mask = None if lengths is None else jnp.arange(T)[:, None] < lengths[None, :]  # [T, B]
+
+    if fused.supports(cell) and not internals:
+        carry, ys = fused.lstm_scan(params, LSTMState(*carry), xs_t, lengths, unroll)
+        extras = None
+    else:
+
+        def body(carry, inp):
+            x, m = inp
+            new_carry, *out = cell.step(params, carry, x, internals)
+            if m is not None:
+                new_carry = _where(m, new_carry, carry)
+                out = jax.tree.map(lambda v: jnp.where(m[:, None], v, 0), out)
+            return new_carry, out
+
+        carry, (ys, *extras) = jax.lax.scan(body, carry, (xs_t, mask), unroll=unroll)
+    if reverse:
+        ys, extras = jax.tree.map(lambda v: flip_padded(v, lengths), (ys, extras))
+    ys, extras = jax.tree.map(lambda v: jnp.swapaxes(v, 0, 1), (ys, extras))
+    return (carry, ys, extras[0]) if internals else (carry, ys)
+
+
+_unroll = unroll  # `unroll=` is also an argument name below
+
+
+def bidirectional(
+    cells: tuple[Cell, Cell],
+    params: tuple[Params, Params],
+    xs: Array,
+    carry: tuple[Any, Any] | None = None,
+    *,
+    lengths: Array | None = None,
+    internals: bool = False,
+    unroll: int = 1,
+):
+    """Forward and reverse unrolls; outputs concatenated on features ``[B, T, Y_fw + Y_bw]``.
+
+    Returns ``((carry_fw, carry_bw), ys)`` (plus ``(internals_fw, internals_bw)`` if asked).
+    """
+    carry = (None, None) if carry is None else carry
+    outs = [
+        _unroll(c, p, xs, k, lengths=lengths, reverse=r, internals=internals, unroll=unroll)
+        for c, p, k, r in zip(cells, params, carry, (False, True))
+    ]
+    ys = jnp.concatenate([outs[0][1], outs[1][1]], axis=-1)
+    carries = (outs[0][0], outs[1][0])
+    return (carries, ys, (outs[0][2], outs[1][2])) if internals else (carries, ys)
+
+
+_bidirectional = bidirectional  # `bidirectional=` is also an argument name below
+
+
+def stack(
+    cells: tuple[Cell, ...],
+    params: list[Any],
+    xs: Array,
+    carry: list[Any] | None = None,
+    *,
+    lengths: Array | None = None,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    key: Array | None = None,
+    internals: bool = False,
+    unroll: int = 1,
+):
+    """Stacked layers: layer k's outputs ``[B, T, Y_k]`` are layer k+1's inputs.
+
+    ``params[k]`` is layer k's cell params (``{"fw": ..., "bw": ...}`` when bidirectional);
+    ``carry[k]`` its initial carry (a ``(fw, bw)`` pair when bidirectional). With ``key`` and
+    ``dropout > 0``, inverted dropout is applied to every layer's outputs.
+
+    Returns ``(carries, ys)`` (plus a per-layer list of internals when asked).
+    """
+    if len(params) != len(cells):
+        raise ValueError(f"params hold {len(params)} layers, cells {len(cells)}")
+    carry = [None] * len(cells) if carry is None else carry
+    use_dropout = key is not None and dropout > 0
+    keys = jax.random.split(key, len(cells)) if use_dropout else [None] * len(cells)
+    carries, inner = [], []
+    for cell, p, c, k in zip(cells, params, carry, keys):
+        if bidirectional:
+            out = _bidirectional(
+                (cell, cell),
+                (p["fw"], p["bw"]),
+                xs,
+                c,
+                lengths=lengths,
+                internals=internals,
+                unroll=unroll,
+            )
+        else:
+            out = _unroll(cell, p, xs, c, lengths=lengths, internals=internals, unroll=unroll)
+        carries.append(out[0])
+        xs = out[1]
+        if internals:
+            inner.append(out[2])
+        if use_dropout:
+            xs = jnp.where(jax.random.bernoulli(k, 1 - dropout, xs.shape), xs / (1 - dropout), 0)
+    return (carries, xs, inner) if internals else (carries, xs)

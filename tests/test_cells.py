@@ -1,0 +1,94 @@
+"""Cell equations, gradients (check_grads) and per-step internals."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from recurrax import GRU, LSTM, RNN, LSTMState, unroll
+
+VARIANTS = {
+    "rnn-tanh": RNN(4),
+    "rnn-relu": RNN(4, nonlinearity="relu", recurrent_init="orthogonal"),
+    "gru": GRU(4, input_init="xavier"),
+    "lstm": LSTM(4),
+    "lstm-noforget": LSTM(4, forget_gate=False),
+    "lstm-peephole": LSTM(4, peephole=True, output_activation="identity"),
+    "lstm-proj": LSTM(4, proj_size=2, recurrent_init="orthogonal"),
+}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_gradients_match_finite_differences(name):
+    cell = VARIANTS[name]
+    key = jax.random.key(3)
+    params = jax.tree.map(lambda p: p.astype(jnp.float64), cell.init(key, 3))
+    xs = jax.random.normal(jax.random.key(4), (2, 5, 3), jnp.float64)
+    lengths = jnp.array([5, 3])
+    with jax.enable_x64(True):
+        f = lambda p, x: jnp.sum(jnp.tanh(unroll(cell, p, x, lengths=lengths)[1]))  # noqa: E731
+        check_grads(f, (params, xs), order=1, modes=["rev"], eps=1e-4)
+
+
+class CellTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_lstm_internals_satisfy_the_equations(self):
+        for cell in (LSTM(6), LSTM(6, peephole=True), LSTM(6, forget_gate=False)):
+            params = cell.init(jax.random.key(0), 3)
+            xs = jax.random.normal(jax.random.key(1), (2, 7, 3))
+            run = self.variant(lambda p, x, cell=cell: unroll(cell, p, x, internals=True))
+            carry, ys, inner = run(params, xs)
+            chex.assert_shape([inner["i"], inner["c"], inner["h"], ys], (2, 7, 6))
+            c_prev = jnp.concatenate([jnp.zeros((2, 1, 6)), inner["c"][:, :-1]], axis=1)
+            f = inner.get("f", 1.0)
+            chex.assert_trees_all_close(inner["c"], f * c_prev + inner["i"] * inner["g"],
+                                        atol=1e-6)
+            chex.assert_trees_all_close(ys, inner["o"] * jnp.tanh(inner["c"]), atol=1e-6)
+            chex.assert_trees_all_close(carry, LSTMState(ys[:, -1], inner["c"][:, -1]))
+            self.assertEqual("f" in inner, cell.forget_gate)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_gru_internals_satisfy_the_equations(self):
+        cell = GRU(5)
+        params = cell.init(jax.random.key(0), 3)
+        xs = jax.random.normal(jax.random.key(1), (2, 4, 3))
+        _, ys, inner = self.variant(lambda p, x: unroll(cell, p, x, internals=True))(params, xs)
+        h_prev = jnp.concatenate([jnp.zeros((2, 1, 5)), ys[:, :-1]], axis=1)
+        chex.assert_trees_all_close(ys, (1 - inner["z"]) * inner["n"] + inner["z"] * h_prev,
+                                    atol=1e-6)
+
+
+def test_forget_bias_is_added_to_the_forget_block_only():
+    base = LSTM(8, forget_bias=0.0).init(jax.random.key(0), 3)["b"]
+    biased = LSTM(8, forget_bias=2.5).init(jax.random.key(0), 3)["b"]
+    np.testing.assert_allclose(biased - base, np.r_[np.zeros(8), 2.5 * np.ones(8), np.zeros(16)],
+                               atol=1e-6)
+
+
+def test_no_forget_gate_carousel_keeps_the_cell_state():
+    """Without input (i = 0), the 1997 LSTM holds c exactly; with a forget gate it decays."""
+    for cell, decays in ((LSTM(3, forget_gate=False), False), (LSTM(3, forget_bias=0.0), True)):
+        params = cell.init(jax.random.key(0), 2)
+        params["b"] = params["b"].at[:3].set(-1e4)  # input gate shut
+        c0 = LSTMState(jnp.zeros((1, 3)), jnp.ones((1, 3)))
+        carry, _ = unroll(cell, params, jnp.zeros((1, 20, 2)), c0)
+        assert bool(jnp.all(carry.c < 0.9)) == decays
+
+
+def test_initializers_orthogonal_and_xavier():
+    W = LSTM(16, recurrent_init="orthogonal").init(jax.random.key(0), 3)["W_hh"]
+    for g in range(4):
+        block = W[:, g * 16 : (g + 1) * 16]
+        np.testing.assert_allclose(block.T @ block, np.eye(16), atol=1e-5)
+    Wx = GRU(16, input_init="xavier").init(jax.random.key(0), 100)["W_ih"]
+    bound = np.sqrt(6 / (100 + 16))
+    assert float(jnp.max(jnp.abs(Wx))) <= bound and float(jnp.max(jnp.abs(Wx))) > 0.8 * bound
+
+
+def test_cells_are_hashable_static_arguments():
+    cell = LSTM(4, peephole=True)
+    assert hash(cell) == hash(LSTM(4, peephole=True)) and cell != LSTM(4)
+    f = jax.jit(lambda c, p, x: unroll(c, p, x)[1], static_argnums=0)
+    assert f(cell, cell.init(jax.random.key(0), 2), jnp.ones((1, 3, 2))).shape == (1, 3, 4)
