@@ -43,8 +43,7 @@ class CellTest(chex.TestCase):
             chex.assert_shape([inner["i"], inner["c"], inner["h"], ys], (2, 7, 6))
             c_prev = jnp.concatenate([jnp.zeros((2, 1, 6)), inner["c"][:, :-1]], axis=1)
             f = inner.get("f", 1.0)
-            chex.assert_trees_all_close(inner["c"], f * c_prev + inner["i"] * inner["g"],
-                                        atol=1e-6)
+            chex.assert_trees_all_close(inner["c"], f * c_prev + inner["i"] * inner["g"], atol=1e-6)
             chex.assert_trees_all_close(ys, inner["o"] * jnp.tanh(inner["c"]), atol=1e-6)
             chex.assert_trees_all_close(carry, LSTMState(ys[:, -1], inner["c"][:, -1]))
             self.assertEqual("f" in inner, cell.forget_gate)
@@ -56,15 +55,17 @@ class CellTest(chex.TestCase):
         xs = jax.random.normal(jax.random.key(1), (2, 4, 3))
         _, ys, inner = self.variant(lambda p, x: unroll(cell, p, x, internals=True))(params, xs)
         h_prev = jnp.concatenate([jnp.zeros((2, 1, 5)), ys[:, :-1]], axis=1)
-        chex.assert_trees_all_close(ys, (1 - inner["z"]) * inner["n"] + inner["z"] * h_prev,
-                                    atol=1e-6)
+        chex.assert_trees_all_close(
+            ys, (1 - inner["z"]) * inner["n"] + inner["z"] * h_prev, atol=1e-6
+        )
 
 
 def test_forget_bias_is_added_to_the_forget_block_only():
     base = LSTM(8, forget_bias=0.0).init(jax.random.key(0), 3)["b"]
     biased = LSTM(8, forget_bias=2.5).init(jax.random.key(0), 3)["b"]
-    np.testing.assert_allclose(biased - base, np.r_[np.zeros(8), 2.5 * np.ones(8), np.zeros(16)],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        biased - base, np.r_[np.zeros(8), 2.5 * np.ones(8), np.zeros(16)], atol=1e-6
+    )
 
 
 def test_no_forget_gate_carousel_keeps_the_cell_state():

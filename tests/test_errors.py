@@ -33,7 +33,9 @@ def test_bad_inputs_fail_at_trace_time():
     run = jax.jit(lambda p, x, lengths=None: unroll(cell, p, x, lengths=lengths))
     with pytest.raises(ValueError, match=r"xs must be batch-first \[B, T, F\]"):
         run(params, jnp.ones((5, 3)))
-    with pytest.raises(ValueError, match=r"params\['W_ih'\] has shape \(3, 16\), expected \(2, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"params\['W_ih'\] has shape \(3, 16\), expected \(2, 16\)"
+    ):
         run(params, jnp.ones((1, 5, 2)))
     with pytest.raises(ValueError, match="lengths must have shape"):
         run(params, jnp.ones((2, 5, 3)), jnp.array([1, 2, 3]))

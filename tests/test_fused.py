@@ -13,8 +13,7 @@ def losses(cell, lengths, reverse):
 
     def loss(params, xs, carry, internals):
         # internals=True takes the plain autodiff path; False the fused one
-        out = unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse,
-                     internals=internals)
+        out = unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse, internals=internals)
         carry, ys = out[0], out[1]
         return jnp.sum(ys * w) + jnp.sum(jnp.sin(carry.h)) + jnp.sum(carry.c**3)
 
@@ -28,8 +27,9 @@ def test_fused_gradients_equal_autodiff(reverse, with_lengths):
     assert fused.supports(cell) and not fused.supports(LSTM(6, peephole=True))
     params = cell.init(jax.random.key(0), 3)
     xs = jax.random.normal(jax.random.key(1), (5, 8, 3))
-    carry = jax.tree.map(lambda v: jax.random.normal(jax.random.key(2), v.shape),
-                         cell.initial_carry((5,)))
+    carry = jax.tree.map(
+        lambda v: jax.random.normal(jax.random.key(2), v.shape), cell.initial_carry((5,))
+    )
     lengths = jnp.array([8, 3, 0, 5, 1]) if with_lengths else None
     fused_loss, plain_loss = losses(cell, lengths, reverse)
     v1, g1 = jax.value_and_grad(fused_loss, argnums=(0, 1, 2))(params, xs, carry)

@@ -55,17 +55,24 @@ def test_torch_parity_outputs_states_and_gradients(make):
     bidir = module.bidirectional
 
     def loss(layers, x):
-        carries, ys = stack((cell,) * module.num_layers, layers, x, lengths=jnp.asarray(lengths),
-                            bidirectional=bidir)
+        carries, ys = stack(
+            (cell,) * module.num_layers,
+            layers,
+            x,
+            lengths=jnp.asarray(lengths),
+            bidirectional=bidir,
+        )
         is_state = lambda v: isinstance(v, LSTMState)  # noqa: E731
         hs = [c.h if is_state(c) else c for c in jax.tree.leaves(carries, is_leaf=is_state)]
         return jnp.sum(ys * w_out) + sum(jnp.sum(h**2) for h in hs), (carries, ys)
 
     (val, (carries, ys)), (g_layers, g_x) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
-        layers, jnp.asarray(x_np))
+        layers, jnp.asarray(x_np)
+    )
     np.testing.assert_allclose(ys, out_t.detach().numpy(), **TOL)
-    want = interop.carry_from_torch(cell, *(state_t if isinstance(state_t, tuple) else (state_t,)),
-                                    bidirectional=bidir)
+    want = interop.carry_from_torch(
+        cell, *(state_t if isinstance(state_t, tuple) else (state_t,)), bidirectional=bidir
+    )
     for a, b in zip(jax.tree.leaves(carries), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, **TOL)
     np.testing.assert_allclose(val, loss_t.item(), rtol=1e-5)
@@ -79,7 +86,7 @@ def test_torch_parity_outputs_states_and_gradients(make):
             np.testing.assert_allclose(g["W_hh"].T, grads[f"weight_hh_l{k}{sfx}"], **TOL)
             np.testing.assert_allclose(g["b"], grads[f"bias_ih_l{k}{sfx}"], **TOL)
             if "b_hn" in g:
-                np.testing.assert_allclose(g["b_hn"], grads[f"bias_hh_l{k}{sfx}"][2 * H:], **TOL)
+                np.testing.assert_allclose(g["b_hn"], grads[f"bias_hh_l{k}{sfx}"][2 * H :], **TOL)
             if "W_hr" in g:
                 np.testing.assert_allclose(g["W_hr"].T, grads[f"weight_hr_l{k}{sfx}"], **TOL)
 

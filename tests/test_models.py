@@ -9,8 +9,7 @@ from recurrax import GRU, LSTM, Model, nn
 
 
 def test_flax_module_equals_plain_function():
-    model = Model((LSTM(8), GRU(6)), output_size=4, vocab_size=10, embed_size=5,
-                  bidirectional=True)
+    model = Model((LSTM(8), GRU(6)), output_size=4, vocab_size=10, embed_size=5, bidirectional=True)
     tokens = jax.random.randint(jax.random.key(0), (3, 7), 0, 10)
     lengths = jnp.array([7, 4, 1])
     module = nn.Recurrent(model)
@@ -28,8 +27,9 @@ def test_flax_rnn_module_equals_unroll():
     xs = jax.random.normal(jax.random.key(0), (2, 4, 3))
     module = nn.RNN(cell)
     variables = module.init(jax.random.key(1), xs)
-    chex.assert_trees_all_equal(module.apply(variables, xs),
-                                unroll(cell, variables["params"]["weights"], xs))
+    chex.assert_trees_all_equal(
+        module.apply(variables, xs), unroll(cell, variables["params"]["weights"], xs)
+    )
 
 
 def test_many_to_one_reads_the_last_real_step():

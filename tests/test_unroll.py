@@ -49,8 +49,11 @@ def test_bidirectional_concatenates_both_directions():
     xs = jax.random.normal(jax.random.key(2), (2, 5, 4))
     (cf, cb), ys = bidirectional(cells, params, xs, lengths=jnp.array([5, 2]))
     assert ys.shape == (2, 5, 5)
-    np.testing.assert_allclose(ys[..., 3:], unroll(cells[1], params[1], xs, lengths=jnp.array(
-        [5, 2]), reverse=True)[1], atol=1e-6)
+    np.testing.assert_allclose(
+        ys[..., 3:],
+        unroll(cells[1], params[1], xs, lengths=jnp.array([5, 2]), reverse=True)[1],
+        atol=1e-6,
+    )
 
 
 def test_stack_feeds_layers_and_dropout_needs_a_key():
@@ -74,5 +77,6 @@ def test_unroll_passes_unroll_through_and_matches():
     cell = LSTM(4, peephole=True)
     params = cell.init(jax.random.key(0), 2)
     xs = jax.random.normal(jax.random.key(1), (3, 9, 2))
-    np.testing.assert_allclose(unroll(cell, params, xs, unroll=3)[1], unroll(cell, params, xs)[1],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        unroll(cell, params, xs, unroll=3)[1], unroll(cell, params, xs)[1], atol=1e-6
+    )
