@@ -315,3 +315,20 @@ class LSTM(_Cell):
 
 
 Cell = RNN | GRU | LSTM
+
+CELL_NAMES = ("lstm", "lstm-peephole", "lstm-noforget", "gru", "rnn-tanh", "rnn-relu")
+
+
+def from_name(name: str, hidden_size: int, forget_bias: float = 1.0) -> Cell:
+    """A cell from a command-line name: one of :data:`CELL_NAMES`."""
+    cells = {
+        "lstm": lambda: LSTM(hidden_size, forget_bias=forget_bias),
+        "lstm-peephole": lambda: LSTM(hidden_size, forget_bias=forget_bias, peephole=True),
+        "lstm-noforget": lambda: LSTM(hidden_size, forget_gate=False),
+        "gru": lambda: GRU(hidden_size),
+        "rnn-tanh": lambda: RNN(hidden_size),
+        "rnn-relu": lambda: RNN(hidden_size, nonlinearity="relu"),
+    }
+    if name not in cells:
+        raise ValueError(f"unknown cell {name!r}; choose from {list(CELL_NAMES)}")
+    return cells[name]()

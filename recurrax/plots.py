@@ -40,3 +40,93 @@ def learning_curves(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def mechanics(
+    text: str,
+    internals: dict[str, np.ndarray],
+    probs: np.ndarray,
+    legal: np.ndarray,
+    vocab: tuple[str, ...],
+    path: str | os.PathLike,
+    title: str = "",
+) -> None:
+    """The classic picture of an LSTM reading one string: gates, cell states, outputs and the
+    predicted next-symbol probabilities (legal symbols outlined), all over time.
+
+    ``internals[name]`` is ``[T, H]`` for each gate/state, ``probs`` and ``legal`` ``[T, V]``.
+    """
+    panels = [k for k in ("i", "f", "o", "r", "z", "c", "h") if k in internals]
+    fig, axes = plt.subplots(
+        len(panels) + 1,
+        1,
+        figsize=(max(6, 0.22 * len(text) + 2), 1.6 * (len(panels) + 1) + 0.6),
+        sharex=True,
+    )
+    names = {
+        "i": "input gate",
+        "f": "forget gate",
+        "o": "output gate",
+        "r": "reset gate",
+        "z": "update gate",
+        "c": "cell state c",
+        "h": "output h",
+    }
+    t = np.arange(len(text))
+    for ax, k in zip(axes, panels):
+        for j in range(internals[k].shape[1]):
+            ax.plot(t, internals[k][:, j], marker=".", lw=1, label=f"cell {j}")
+        ax.set_ylabel(names[k], fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, ncol=4, loc="upper right")
+    ax = axes[-1]
+    ax.imshow(probs.T, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ys, xs = np.nonzero(legal.T)
+    ax.scatter(xs, ys, s=14, facecolors="none", edgecolors="red", linewidths=0.8)
+    ax.set_yticks(range(len(vocab)), [repr(v)[1:-1] for v in vocab], fontsize=7)
+    ax.set_ylabel("P(next)", fontsize=8)
+    ax.set_xticks(t, list(text), fontsize=7)
+    ax.set_xlabel("input symbol (red circles: legal next symbols)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def states_by_length(
+    curves: list[tuple[int, np.ndarray]], path: str | os.PathLike, title: str = ""
+) -> None:
+    """Cell states along strings of several n: ``curves = [(n, c [T, H]), ...]``; one panel
+    per cell, position on x scaled to [0, 1] so that counters line up."""
+    H = curves[0][1].shape[1]
+    fig, axes = plt.subplots(1, H, figsize=(4 * H, 3.2), squeeze=False)
+    for n, c in curves:
+        x = np.linspace(0, 1, len(c))
+        for j in range(H):
+            axes[0, j].plot(x, c[:, j], lw=1.2, label=f"n={n}")
+    for j in range(H):
+        axes[0, j].set_title(f"cell {j}", fontsize=9)
+        axes[0, j].set_xlabel("position / length")
+        axes[0, j].grid(alpha=0.3)
+    axes[0, 0].set_ylabel("cell state c")
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ranges(groups: dict[str, np.ndarray], path: str | os.PathLike, n_train: int) -> None:
+    """Generalization range of every member, sorted, one line per configuration (log scale)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, r in groups.items():
+        ax.plot(np.sort(r)[::-1], lw=1.5, label=name)
+    ax.axhline(n_train, color="gray", ls="--", lw=1, label="training max")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_xlabel("member (sorted)")
+    ax.set_ylabel("generalization range N")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,12 +1,7 @@
 """The training engine: whole optax loops compiled, vmapped over members (seed x hparams).
 
-A *problem* is five pure functions of a member's hyperparameters ``hp`` (a dict of scalars):
-
-- ``init(key, hp) -> params``
-- ``sample(key, hp) -> batch``                       (a jit-able, key-driven batch sampler)
-- ``loss(params, batch, hp) -> scalar``
-- ``evaluate(params, hp) -> {name: scalar}``        (run every ``eval_every`` steps, compiled)
-- ``optimizer(hp) -> optax.GradientTransformation``  (hp values may be traced: lr, clip, ...)
+A :class:`recurrax.problem.Problem` is five pure functions of a member's hyperparameters
+``hp`` (a dict of scalars): ``init``, ``sample``, ``loss``, ``evaluate`` and ``optimizer``.
 
 :func:`train` runs ``M`` members in one program (``jit(vmap(...))``): the steps between two
 evaluations are a ``lax.scan``, a host *chunk* is ``chunk_evals`` of those, and host work
@@ -30,7 +25,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,18 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from recurrax.problem import Problem
+
 Array = jax.Array
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """The pure functions that define what is trained (see the module docstring)."""
-
-    init: Callable[[Array, Mapping[str, Array]], Any]
-    sample: Callable[[Array, Mapping[str, Array]], Any]
-    loss: Callable[[Any, Any, Mapping[str, Array]], Array]
-    evaluate: Callable[[Any, Mapping[str, Array]], dict[str, Array]]
-    optimizer: Callable[[Mapping[str, Array]], optax.GradientTransformation]
 
 
 @dataclasses.dataclass(frozen=True)

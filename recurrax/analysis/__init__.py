@@ -1,0 +1,1 @@
+"""Analysis tools: counters in cell states, gradient flow."""

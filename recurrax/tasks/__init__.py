@@ -1,0 +1,1 @@
+"""Tasks: pure, key-driven, jit-able samplers and their metrics."""
