@@ -361,6 +361,10 @@ def main() -> None:
     out = args.out or Path("runs/anbncn") / f"{args.language}-{time.strftime('%Y%m%d-%H%M%S')}"
     hiddens = [args.hidden] if args.hidden else [int(h) for h in args.grid.get("hidden", [2])]
     cells = COMPARE if args.compare else (args.cell,)
+    if not args.resume and out.exists() and any(out.iterdir()):
+        raise FileExistsError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
     print(
         f"{args.language}: train n <= {args.n_max_train}, test n <= {args.n_test}; "
         f"cells {list(cells)}, hidden {hiddens}, grid {args.grid or 'none'}, "

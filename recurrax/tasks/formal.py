@@ -274,7 +274,6 @@ def generalization(model, params, lang: Language, n_test: int, first_stage: int 
     Two stages keep it fast: every member on n <= ``first_stage``; then only the members that
     passed all of those on n <= n_test (their count padded to a power of two, one compile).
     """
-    M = jax.tree.leaves(params)[0].shape[0]
 
     def ranges(params, n_max):
         strings = range_strings(lang, n_max)
