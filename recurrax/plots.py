@@ -130,3 +130,28 @@ def ranges(groups: dict[str, np.ndarray], path: str | os.PathLike, n_train: int)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def flow_curves(
+    curves: dict[str, np.ndarray],
+    bands: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | os.PathLike,
+    ylabel: str,
+    title: str = "",
+) -> None:
+    """log10 gradient norms against the horizon T (T = 1..), one line per cell, with an
+    optional shaded band (e.g. the 25-75% spread over seeds)."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, y in curves.items():
+        t = np.arange(1, len(y) + 1)
+        (line,) = ax.plot(t, y, lw=1.8, label=name)
+        if name in bands:
+            ax.fill_between(t, *bands[name], color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("T (steps between h0 or x0 and the loss)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

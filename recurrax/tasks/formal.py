@@ -308,24 +308,37 @@ def with_forget_bias(model, params, forget_bias: Array):
     return dict(params, layers=layers)
 
 
-def problem(model, lang: Language, *, n_max_train: int, batch: int, steps: int):
+def problem(
+    model, lang: Language, *, n_max_train: int, batch: int, steps: int, gradflow: bool = False
+):
     """The engine's :class:`~recurrax.problem.Problem` for next-symbol prediction on ``lang``.
 
     Hyperparameters: ``lr`` (Adam, decaying linearly to 0.2 x lr over ``steps``) and
     ``forget_bias``. ``evaluate`` reports ``train_acc``: the fraction of n = 1..n_max_train
-    accepted (1.0 = the training range is solved).
+    accepted (1.0 = the training range is solved); with ``gradflow``, also ``log10_grad_h0``:
+    log10 ‖∂L_T/∂h₀‖ of the first layer (L_T = ‖h_T‖₁) along the longest training string, so
+    the learning curves show how gradient flow changes as the model learns.
     """
     import optax
 
+    from recurrax.analysis.gradflow import gradient_flow
     from recurrax.problem import Problem
 
     train_strings = range_strings(lang, n_max_train)
+    longest = train_strings[-1:, : lang.max_len(n_max_train) - 1]
+
+    def evaluate(params, hp):
+        metrics = {"train_acc": jnp.mean(acceptance(model, params, train_strings, lang)[0])}
+        if gradflow:
+            xs = model.embed(params, longest)
+            flow = gradient_flow(model.cells[0], params["layers"][0], xs)
+            metrics["log10_grad_h0"] = flow.mean[-1]
+        return metrics
+
     return Problem(
         init=lambda key, hp: with_forget_bias(model, model.init(key), hp["forget_bias"]),
         sample=lambda key, hp: sample(lang, key, batch, n_max_train),
         loss=lambda params, tokens, hp: loss(model, params, tokens, lang),
-        evaluate=lambda params, hp: {
-            "train_acc": jnp.mean(acceptance(model, params, train_strings, lang)[0])
-        },
+        evaluate=evaluate,
         optimizer=lambda hp: optax.adam(optax.linear_schedule(hp["lr"], 0.2 * hp["lr"], steps)),
     )
