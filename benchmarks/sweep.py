@@ -80,7 +80,7 @@ def masked_bce(logits, legal):
 
 
 def torch_sequential(S: int, steps: int, data) -> float:
-    tokens, legal = (torch.from_numpy(a) for a in data)
+    tokens, legal = (torch.from_numpy(a.copy()) for a in data)
     tokens = tokens.long()
     t0 = time.perf_counter()
     for s in range(S):
@@ -121,7 +121,7 @@ class HandLSTM(torch.nn.Module):
 def torch_ensemble(S: int, steps: int, data) -> float:
     from torch.func import functional_call, grad, stack_module_state, vmap
 
-    tokens, legal = (torch.from_numpy(a) for a in data)
+    tokens, legal = (torch.from_numpy(a.copy()) for a in data)
     tokens = tokens.long()
     models = []
     for s in range(S):

@@ -155,3 +155,32 @@ def flow_curves(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def band_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | os.PathLike,
+    baseline: float | None = None,
+    ylabel: str = "loss",
+    title: str = "",
+) -> None:
+    """Learning curves per group: ``curves[name] = (steps [n], values [n, seeds])``; the median
+    line and the 25-75% band over seeds; an optional dashed baseline; log y."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, (steps, values) in curves.items():
+        with np.errstate(all="ignore"):
+            med = np.nanmedian(values, 1)
+            lo, hi = np.nanpercentile(values, [25, 75], axis=1)
+        (line,) = ax.plot(steps, med, lw=1.8, label=name)
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    if baseline is not None:
+        ax.axhline(baseline, color="black", ls="--", lw=1, label="memoryless baseline")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
