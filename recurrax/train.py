@@ -12,6 +12,14 @@ evaluations are a ``lax.scan``, a host *chunk* is ``chunk_evals`` of those, and 
 - **NaN guard**: a step whose loss or gradients are not finite freezes the member, which is
   reported as diverged with that step; the others go on.
 
+**Several devices**: ``Config.shard`` splits the member axis (sweeps) or each batch (large
+single runs) over all local devices with ``jax.sharding``. On CPU, expose one device per core
+with ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before jax is imported).
+**Several hosts**: start the same script on every host and call
+``jax.distributed.initialize()`` first; ``jax.devices()`` then spans all hosts and the same
+shardings apply (the meshes here use local devices; multi-host runs were not tested on the
+single machine this was built on).
+
 The program ends when every member is done or at ``steps``. Step ``t`` of a member uses the key
 ``fold_in(member_key, t)``, so a run resumed from a checkpoint, a lone member and the same
 member inside a sweep all see the same batches and give the same numbers.
@@ -51,6 +59,9 @@ class Config:
       stop_on_target: freeze a member once it reaches its target (else record and go on).
       checkpoint_every: save a checkpoint every this many chunks (0: never).
       keep: checkpoints kept.
+      shard: how to use several devices: ``"members"`` (sweeps: the member axis is split over
+        all local devices when they divide it), ``"batch"`` (large single runs: every sampled
+        batch is split on its leading axis, params replicated) or ``"none"``.
     """
 
     steps: int
@@ -61,8 +72,11 @@ class Config:
     stop_on_target: bool = True
     checkpoint_every: int = 1
     keep: int = 3
+    shard: str = "members"
 
     def __post_init__(self) -> None:
+        if self.shard not in ("members", "batch", "none"):
+            raise ValueError(f"shard must be 'members', 'batch' or 'none', got {self.shard!r}")
         for name in ("steps", "eval_every", "chunk_evals", "keep"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -152,6 +166,8 @@ def _interval(problem: Problem, config: Config, state: State, hp) -> tuple[State
     def one_step(state: State, _):
         active = ~state.done & (state.step < config.steps)
         batch = problem.sample(jax.random.fold_in(key, state.step), hp)
+        if config.shard == "batch":
+            batch = _shard_batch(batch)
         loss, grads = jax.value_and_grad(problem.loss)(state.params, batch, hp)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -233,6 +249,21 @@ def member_mesh(n_members: int) -> jax.sharding.Mesh | None:
     if n < 2 or n_members % n:
         return None
     return jax.make_mesh((n,), ("members",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def _shard_batch(batch: Any) -> Any:
+    """Constrain every batch leaf whose leading axis the devices divide to be split on it."""
+    n = jax.local_device_count()
+    if n < 2:
+        return batch
+    mesh = jax.make_mesh((n,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    spec = jax.NamedSharding(mesh, jax.P("batch"))
+    return jax.tree.map(
+        lambda v: (
+            jax.lax.with_sharding_constraint(v, spec) if v.ndim and v.shape[0] % n == 0 else v
+        ),
+        batch,
+    )
 
 
 def _shard(tree: Any, mesh: jax.sharding.Mesh | None) -> Any:
@@ -335,7 +366,7 @@ def train(
 
     keys, hps = _stack(table)
     M = len(table)
-    mesh = member_mesh(M)
+    mesh = member_mesh(M) if config.shard == "members" else None
     keys, hps = _shard((keys, hps), mesh)
     states = jax.jit(jax.vmap(lambda k, hp: _init_member(problem, k, hp)))(keys, hps)
     chunk = jax.jit(_chunk_fn(problem, config), donate_argnums=0)

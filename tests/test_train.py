@@ -86,6 +86,8 @@ def test_bad_input():
         T.Config(steps=0)
     with pytest.raises(ValueError, match="eval_every must be a positive int"):
         T.Config(steps=10, eval_every=-1)
+    with pytest.raises(ValueError, match="shard must be"):
+        T.Config(steps=10, shard="heads")
 
 
 def test_run_folder_results_and_refusals(tmp_path):
@@ -171,9 +173,10 @@ def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
     chex.assert_trees_all_equal(r.state.params, lone.state.params)
 
 
-def test_sharded_members_equal_unsharded(tmp_path):
+@pytest.mark.parametrize("shard", ["members", "batch"])
+def test_sharded_equals_unsharded(tmp_path, shard):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    sharded = json.loads(run_toy(tmp_path / "a", "--steps", "40", env=env).stdout)
+    sharded = json.loads(run_toy(tmp_path / "a", "--steps", "40", "--shard", shard, env=env).stdout)
     single = json.loads(run_toy(tmp_path / "b", "--steps", "40").stdout)
     assert sharded["devices"] == 4 and single["devices"] == 1
     chex.assert_trees_all_close(sharded["params"], single["params"], atol=1e-5)

@@ -48,9 +48,10 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--shard", default="members")
     args = ap.parse_args()
     table = T.members(args.seeds, {"lr": [0.003, 0.01]}, DEFAULTS)
-    config = T.Config(steps=args.steps, eval_every=20, chunk_evals=1)
+    config = T.Config(steps=args.steps, eval_every=20, chunk_evals=1, shard=args.shard)
     result = T.train(
         PROBLEM,
         config,
