@@ -22,6 +22,11 @@ class Problem:
     - ``loss(params, batch, hp) -> scalar``
     - ``evaluate(params, hp) -> {name: scalar}``        (compiled, every ``eval_every`` steps)
     - ``optimizer(hp) -> optax.GradientTransformation``  (hp values may be traced: lr, clip, ...)
+
+    Stateful problems (truncated BPTT over streams, where each step continues where the last
+    one stopped) also give ``init_carry(hp) -> carry``; their loss is then
+    ``loss(params, batch, hp, carry) -> (scalar, new_carry)`` and the engine keeps the carry
+    per member (and in checkpoints) between steps.
     """
 
     init: Callable[[Array, HParams], Any]
@@ -29,3 +34,4 @@ class Problem:
     loss: Callable[[Any, Any, HParams], Array]
     evaluate: Callable[[Any, HParams], dict[str, Array]]
     optimizer: Callable[[HParams], optax.GradientTransformation]
+    init_carry: Callable[[HParams], Any] | None = None

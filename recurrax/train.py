@@ -99,6 +99,7 @@ class State(NamedTuple):
     reached: Array  # step at which the target was first reached, -1 if not (yet)
     diverged: Array  # step at which loss/grads went non-finite, -1 if never
     done: Array  # frozen: stopped on target or diverged
+    carry: Any  # the problem's step-to-step state (stateful problems), else a placeholder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,9 +154,9 @@ def _init_member(problem: Problem, key: Array, hp: Mapping[str, Array]) -> State
     params = problem.init(jax.random.fold_in(k, -1 % 2**31), hp)
     opt_state = problem.optimizer(hp).init(params)
     minus1 = jnp.asarray(-1, jnp.int32)
-    return State(
-        params, opt_state, key, jnp.asarray(0, jnp.int32), minus1, minus1, jnp.asarray(False)
-    )
+    carry = problem.init_carry(hp) if problem.init_carry else jnp.zeros(())
+    step, done = jnp.asarray(0, jnp.int32), jnp.asarray(False)
+    return State(params, opt_state, key, step, minus1, minus1, done, carry)
 
 
 def _interval(problem: Problem, config: Config, state: State, hp) -> tuple[State, dict]:
@@ -168,7 +169,13 @@ def _interval(problem: Problem, config: Config, state: State, hp) -> tuple[State
         batch = problem.sample(jax.random.fold_in(key, state.step), hp)
         if config.shard == "batch":
             batch = _shard_batch(batch)
-        loss, grads = jax.value_and_grad(problem.loss)(state.params, batch, hp)
+        if problem.init_carry is None:
+            loss, grads = jax.value_and_grad(problem.loss)(state.params, batch, hp)
+            carry = state.carry
+        else:
+            (loss, carry), grads = jax.value_and_grad(problem.loss, has_aux=True)(
+                state.params, batch, hp, state.carry
+            )
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(loss) & _finite(grads)
@@ -177,6 +184,7 @@ def _interval(problem: Problem, config: Config, state: State, hp) -> tuple[State
         state = state._replace(
             params=_select(ok, params, state.params),
             opt_state=_select(ok, opt_state, state.opt_state),
+            carry=_select(ok, carry, state.carry),
             step=state.step + active.astype(jnp.int32),
             diverged=jnp.where(blew_up, state.step, state.diverged),
             done=state.done | blew_up,
@@ -374,7 +382,7 @@ def train(
     start, ckpt, rows = 0, None, []
     if out is not None:
         out = Path(out)
-        run_config = {} if run_config is None else run_config
+        run_config = {**(run_config or {}), "engine": dataclasses.asdict(config)}
         _check_run_folder(out, run_config, resume)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(run_config, indent=2))
@@ -441,6 +449,20 @@ def train(
             target=(config.target_metric, config.target),
         )
     return Result(table, states, history_arrays, summary)
+
+
+def restore(problem: Problem, table: list[dict[str, float]], out: str | os.PathLike) -> State:
+    """The latest readable checkpoint of the run in ``out`` (leaves ``[M, ...]``)."""
+    keys, hps = _stack(table)
+    like = jax.eval_shape(jax.vmap(lambda k, hp: _init_member(problem, k, hp)), keys, hps)
+    like = jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), like)
+    path = Path(out) / "checkpoints"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{out} holds no checkpoints")
+    restored = _Checkpoints(path, keep=1_000_000).restore_latest(like)
+    if restored is None:
+        raise ValueError(f"no readable checkpoint in {path}")
+    return restored[1]
 
 
 def _history_from_rows(rows: list[dict], M: int) -> dict[str, np.ndarray]:
