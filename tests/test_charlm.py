@@ -130,12 +130,12 @@ def test_cli_train_sample_and_errors(tmp_path):
     corpus_file = tmp_path / "c.txt"
     corpus_file.write_text(TEXT)
     script = str(ROOT / "experiments" / "charlm.py")
-    run = lambda *a: subprocess.run(
-        [sys.executable, script, *a],
-        capture_output=True,  # noqa
-        text=True,
-        timeout=600,
-    )
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, script, *args], capture_output=True, text=True, timeout=600
+        )
+
     out = tmp_path / "run"
     proc = run(
         "train",
