@@ -106,6 +106,7 @@ def streams(ids: np.ndarray | Array, batch: int, seq: int) -> Array:
 
 
 def chunks_per_epoch(stream: Array, seq: int) -> int:
+    """How many chunks of ``seq`` characters (plus the next-character target) fit a stream."""
     return (stream.shape[1] - 1) // seq
 
 

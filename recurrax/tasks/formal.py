@@ -69,6 +69,7 @@ LANGUAGES = {
 
 
 def get(name: str) -> Language:
+    """The language called ``name`` (one of :data:`LANGUAGES`); ``ValueError`` otherwise."""
     if name not in LANGUAGES:
         raise ValueError(f"unknown language {name!r}; choose from {sorted(LANGUAGES)}")
     return LANGUAGES[name]
