@@ -32,7 +32,7 @@ CLEAR = 0.1  # "beats the baseline clearly": final loss <= 10% of the baseline
 DEFAULTS = {  # per task: T, hidden, lr, steps, batch
     "copy": dict(T=[100], hidden=64, lr=2e-3, steps=3000, batch=32),
     "copy-vector": dict(T=[50], hidden=32, lr=3e-3, steps=1500, batch=32),
-    "adding": dict(T=[100], hidden=64, lr=2e-3, steps=3000, batch=32),
+    "adding": dict(T=[100], hidden=64, lr=1e-2, steps=3000, batch=32),
     "xor": dict(T=[50], hidden=16, lr=1e-2, steps=1000, batch=32),
 }
 
