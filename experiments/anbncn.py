@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from recurrax import Model, plots
+from recurrax import Model, cli, plots
 from recurrax import train as engine
 from recurrax.analysis import counters
 from recurrax.cells import CELL_NAMES, from_name
@@ -432,11 +432,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: continue with --resume --out RUN_FOLDER", file=sys.stderr)
-        sys.exit(130)
+    cli.run(main)

@@ -25,7 +25,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from recurrax import Model
+from recurrax import Model, cli
 from recurrax import train as engine
 from recurrax.cells import CELL_NAMES, from_name
 from recurrax.tasks import charlm
@@ -190,8 +190,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    cli.run(main)

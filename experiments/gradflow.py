@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from recurrax import GRU, LSTM, RNN
+from recurrax import GRU, LSTM, RNN, cli
 from recurrax.analysis import gradflow
 from recurrax.plots import flow_curves
 
@@ -169,8 +168,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    cli.run(main)

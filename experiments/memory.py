@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from recurrax import Model
+from recurrax import Model, cli
 from recurrax import train as engine
 from recurrax.cells import CELL_NAMES, from_name
 from recurrax.plots import band_curves
@@ -172,8 +171,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    cli.run(main)
