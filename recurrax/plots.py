@@ -184,3 +184,31 @@ def band_curves(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def length_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | os.PathLike,
+    chance: float,
+    train_max: int,
+    title: str = "",
+) -> None:
+    """Accuracy against string length per cell: ``curves[name] = (lengths [n], acc [M, n])``;
+    the best member (highest mean) as a line, the range over members shaded, chance dashed and
+    the longest training length marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, (lengths, acc) in curves.items():
+        best = acc[int(np.argmax(acc.mean(1)))]
+        (line,) = ax.plot(lengths, best, lw=1.5, label=f"{name} (best member)")
+        ax.fill_between(lengths, acc.min(0), acc.max(0), color=line.get_color(), alpha=0.15, lw=0)
+    ax.axhline(chance, color="black", ls="--", lw=1, label="chance")
+    ax.axvline(train_max, color="grey", ls=":", lw=1, label="longest training length")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("string length")
+    ax.set_ylabel("per-token accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
