@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hs1997", action="store_true", help="adding: Hochreiter & Schmidhuber's 1997 form"
     )
     ap.add_argument("--parity", action="store_true", help="xor: temporal parity instead")
+    ap.add_argument(
+        "--chrono",
+        action="store_true",
+        help="LSTM gate biases by chrono initialization (Tallec & Ollivier 2018) with t_max = "
+        "the sequence length; other cells unchanged",
+    )
     ap.add_argument("--out", type=Path, help="run folder (default runs/memory/TASK-TIME)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap
@@ -94,7 +100,8 @@ def main() -> None:
     for task in tasks:
         print(
             f"\n{task.name} T={task.T} (length {task.length}), hidden {hidden}, {args.seeds} "
-            f"seeds, {steps} steps, lr {lr:g}; baseline loss {task.baseline:.4f}"
+            f"seeds, {steps} steps, lr {lr:g}{', chrono init' if args.chrono else ''}; baseline "
+            f"loss {task.baseline:.4f}"
         )
         header = f"{'cell':<14}{'final loss':>20}{'best':>9}{'/baseline':>10}{'clear':>7}"
         acc_key = {"copy": "recall_acc", "xor": "acc"}.get(task.name)
@@ -103,7 +110,7 @@ def main() -> None:
         curves = {}
         for cell_name in args.cells:
             model = Model((from_name(cell_name, hidden),), **task.io)
-            problem = memory.problem(task, model, batch=batch, steps=steps)
+            problem = memory.problem(task, model, batch=batch, steps=steps, chrono=args.chrono)
             config = engine.Config(
                 steps=steps, eval_every=max(steps // 20, 1), chunk_evals=5, checkpoint_every=0
             )
@@ -160,6 +167,7 @@ def main() -> None:
         "steps": steps,
         "lr": lr,
         "batch": batch,
+        "chrono": args.chrono,
         "seeds": args.seeds,
         "clear_threshold": CLEAR,
         "baselines": {t.T: t.baseline for t in tasks},

@@ -282,6 +282,19 @@ class LSTM(_Cell):
             params["W_hr"] = _uniform(k5, (H, P), H, dtype)
         return params
 
+    def chrono(self, params: Params, key: Array, t_max: float) -> Params:
+        """Chrono initialization (Tallec & Ollivier 2018) of initialized ``params``:
+        ``b_f ~ log U(1, t_max - 1)`` and ``b_i = -b_f``, so the cells' forget time constants
+        spread over 1..t_max steps instead of all sitting near 1/(1 - σ(b_f))."""
+        if not self.forget_gate:
+            raise ValueError("chrono initialization sets the forget-gate bias; this LSTM has none")
+        if t_max <= 2:
+            raise ValueError(f"chrono initialization needs t_max > 2, got {t_max}")
+        self.check_params(params)
+        H = self.hidden_size
+        b_f = jnp.log(jax.random.uniform(key, (H,), params["b"].dtype, 1.0, t_max - 1.0))
+        return {**params, "b": params["b"].at[:H].set(-b_f).at[H : 2 * H].set(b_f)}
+
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype=jnp.float32) -> LSTMState:
         return LSTMState(
             h=jnp.zeros((*batch_shape, self.output_size), dtype),

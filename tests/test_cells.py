@@ -93,3 +93,21 @@ def test_cells_are_hashable_static_arguments():
     assert hash(cell) == hash(LSTM(4, peephole=True)) and cell != LSTM(4)
     f = jax.jit(lambda c, p, x: unroll(c, p, x)[1], static_argnums=0)
     assert f(cell, cell.init(jax.random.key(0), 2), jnp.ones((1, 3, 2))).shape == (1, 3, 4)
+
+
+def test_chrono_initialization_spreads_forget_time_constants():
+    cell = LSTM(256, peephole=True)
+    params = cell.init(jax.random.key(0), 3)
+    chrono = cell.chrono(params, jax.random.key(1), t_max=200)
+    H = 256
+    b_i, b_f = chrono["b"][:H], chrono["b"][H : 2 * H]
+    np.testing.assert_allclose(b_i, -b_f)
+    assert 0 <= float(b_f.min()) and float(b_f.max()) <= np.log(199) + 1e-6
+    # time constants 1/(1 - σ(b_f)) span 1..t_max: some cells remember for > 100 steps
+    tau = 1 / (1 - jax.nn.sigmoid(b_f))
+    assert float(tau.max()) > 100 and float(tau.min()) < 3
+    np.testing.assert_array_equal(chrono["b"][2 * H :], params["b"][2 * H :])  # g, o untouched
+    assert chrono["W_hh"] is params["W_hh"]
+    with pytest.raises(ValueError, match="has none"):
+        noforget = LSTM(4, forget_gate=False)
+        noforget.chrono(noforget.init(jax.random.key(0), 3), jax.random.key(1), 50)

@@ -140,9 +140,14 @@ class Task:
 TASKS = ("copy", "copy-vector", "adding", "xor")
 
 
-def problem(task: Task, model, *, batch: int, steps: int, eval_batch: int = 1000):
+def problem(
+    task: Task, model, *, batch: int, steps: int, eval_batch: int = 1000, chrono: bool = False
+):
     """The engine's Problem: Adam (``lr``, cosine decay to 0.1 x over ``steps``), global-norm
-    clipping (``clip``), evaluation on a fixed batch of ``eval_batch`` fresh sequences."""
+    clipping (``clip``), evaluation on a fixed batch of ``eval_batch`` fresh sequences.
+    ``chrono``: LSTM layers start from chrono initialization with ``t_max`` = the sequence
+    length (:meth:`recurrax.cells.LSTM.chrono`)."""
+    from recurrax.cells import LSTM
     from recurrax.problem import Problem
 
     eval_inputs, eval_targets = task.sample(jax.random.key(2**31 - 1), eval_batch)
@@ -151,8 +156,18 @@ def problem(task: Task, model, *, batch: int, steps: int, eval_batch: int = 1000
         inputs, targets = batch_
         return task.loss(model.apply(params, inputs)[0], targets)
 
+    def init(key, hp):
+        params = model.init(key)
+        if chrono:
+            keys = jax.random.split(jax.random.fold_in(key, 1), len(model.cells))
+            params["layers"] = [
+                cell.chrono(p, k, task.length) if isinstance(cell, LSTM) else p
+                for cell, p, k in zip(model.cells, params["layers"], keys)
+            ]
+        return params
+
     return Problem(
-        init=lambda key, hp: model.init(key),
+        init=init,
         sample=lambda key, hp: task.sample(key, batch),
         loss=loss,
         evaluate=lambda params, hp: task.metrics(model.apply(params, eval_inputs)[0], eval_targets),
