@@ -546,6 +546,7 @@ TASKS: dict[str, Task] = {
 
 
 def get(name: str) -> Task:
+    """The task called ``name``; ``ValueError`` listing the tasks if there is none."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose from {list(TASKS)}")
     return TASKS[name]
@@ -625,6 +626,7 @@ def make_pool(task: Task, max_len: int, per_length: int, seed: int) -> Batch:
 
 
 def pool_draw(pool: Batch, key: Array, n, batch: int) -> Batch:
+    """``batch`` rows of the pool at length ``n`` (traced or not), chosen by ``key``."""
     rows = jax.random.randint(key, (batch,), 0, pool.tape.shape[1])
     return jax.tree.map(lambda v: v[n - 1][rows], pool)
 
