@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--lrs", type=float, nargs="+", help="Adam learning rates (CPU 1e-3 3e-3 1e-2, paper "
         "1e-4 3e-4 5e-4)",
     )  # fmt: skip
+    ap.add_argument(
+        "--forget-bias", type=float, nargs="+", help="LSTM forget-gate biases to sweep as "
+        "members (default: the cell's 1.0); no effect on cells without a forget gate",
+    )  # fmt: skip
     ap.add_argument("--batch", type=int, default=128, help="strings per step (default 128)")
     ap.add_argument("--clip", type=float, default=1.0, help="global-norm clip (default 1)")
     ap.add_argument("--train-max", type=int, default=40, help="longest training length (40)")
@@ -111,7 +115,10 @@ def run_one(task, cell_name: str, s: dict, args) -> dict:
     problem = chomsky.problem(
         task, model, batch=args.batch, train_max=args.train_max, steps=s["steps"]
     )
-    table = engine.members(s["seeds"], {"lr": s["lrs"]}, {"lr": s["lrs"][0], "clip": args.clip})
+    grid, defaults = {"lr": s["lrs"]}, {"lr": s["lrs"][0], "clip": args.clip}
+    if args.forget_bias:
+        grid["forget_bias"], defaults["forget_bias"] = args.forget_bias, args.forget_bias[0]
+    table = engine.members(s["seeds"], grid, defaults)
     eval_every = max(s["steps"] // 10, 1)
     config = engine.Config(steps=s["steps"], eval_every=eval_every, chunk_evals=2)
     t0 = time.perf_counter()
@@ -148,7 +155,9 @@ def main() -> None:
     out.mkdir(parents=True)
     budget = (
         f"budget: {'paper' if args.paper else 'CPU'} — hidden {s['hidden']}, {s['steps']:,} "
-        f"steps, batch {args.batch}, lrs {s['lrs']} x {s['seeds']} seed(s), train lengths "
+        f"steps, batch {args.batch}, lrs {s['lrs']} x {s['seeds']} seed(s)"
+        + (f" x forget biases {args.forget_bias}" if args.forget_bias else "")
+        + f", train lengths "
         f"1..{args.train_max}, test {args.train_max + 1}..{args.test_max} "
         f"({s['per_length']} per length)"
     )

@@ -92,6 +92,18 @@ class Model:
             params["embed"] = jax.random.normal(keys[-1], (self.vocab_size, self.embed_size), dtype)
         return params
 
+    def with_forget_bias(self, params: Params, forget_bias: Array | float) -> Params:
+        """``params`` with every forget-gated LSTM layer's forget-gate bias offset set to
+        ``forget_bias`` (replacing the cell's own), so the bias can be a swept, traced
+        hyperparameter; other layers are returned as they are."""
+        layers = []
+        for cell, p in zip(self.cells, params["layers"]):
+            if getattr(cell, "forget_gate", False):
+                H = cell.hidden_size
+                p = dict(p, b=p["b"].at[H : 2 * H].add(forget_bias - cell.forget_bias))
+            layers.append(p)
+        return dict(params, layers=layers)
+
     def initial_carry(self, batch_size: int, dtype=jnp.float32) -> list[Any]:
         """Zero carry for every layer (a ``(fw, bw)`` pair per layer when bidirectional)."""
         one = [cell.initial_carry((batch_size,), dtype) for cell in self.cells]

@@ -436,113 +436,59 @@ def _one(n):
     return 1 + 0 * n
 
 
-TASKS: dict[str, Task] = {
-    t.name: t
-    for t in [
-        Task(
-            "even_pairs",
-            "R",
-            2,
-            2,
-            _one,
-            _bits,
-            lambda x: [sum(a != b for a, b in zip(x, x[1:])) % 2],
-            _even_pairs_draw,
-        ),
-        Task(
-            "modular_arithmetic",
-            "R",
-            8,
-            MOD,
-            _one,
-            _arith_gen,
-            _arith_solve,
-            _arith_draw,
-            in_len=lambda n: n - (1 - n % 2),
-        ),
-        Task("parity_check", "R", 2, 2, _one, _bits, lambda x: [sum(x) % 2], _parity_draw),
-        Task(
-            "cycle_navigation",
-            "R",
-            3,
-            MOD,
-            _one,
-            lambda rng, n: [int(a) for a in rng.integers(0, 3, n)],
-            lambda x: [sum(a - 1 for a in x) % MOD],
-            _cycle_draw,
-        ),
-        Task("reverse_string", "DCF", 2, 2, lambda n: n, _bits, lambda x: x[::-1], _reverse_draw),
-        Task(
-            "stack_manipulation",
-            "DCF",
-            5,
-            3,
-            lambda n: n + 1,
-            _stack_gen,
-            _stack_solve,
-            _stack_draw,
-            terminated=True,
-        ),
-        Task(
-            "modular_arithmetic_brackets",
-            "DCF",
-            11,
-            MOD,
-            _one,
-            _brackets_gen,
-            _brackets_solve,
-            None,
-        ),
-        Task("solve_equation", "DCF", 11, MOD, _one, _equation_gen, _equation_solve, None),
-        Task(
-            "duplicate_string", "CS", 2, 2, lambda n: 2 * n, _bits, lambda x: x + x, _duplicate_draw
-        ),
-        Task("missing_duplicate", "CS", 4, 2, _one, _missing_gen, _missing_solve, _missing_draw),
-        Task(
-            "odds_first",
-            "CS",
-            2,
-            2,
-            lambda n: n,
-            _bits,
-            lambda x: x[::2] + x[1::2],
-            _odds_first_draw,
-        ),
-        Task(
-            "binary_addition",
-            "CS",
-            3,
-            3,
-            lambda n: n + 1,
-            _addition_gen,
-            _addition_solve,
-            _addition_draw,
-            terminated=True,
-        ),
-        Task(
-            "binary_multiplication",
-            "CS",
-            3,
-            3,
-            lambda n: n,
-            _addition_gen,
-            _multiplication_solve,
-            _multiplication_draw,
-            terminated=True,
-        ),
-        Task("compute_sqrt", "CS", 2, 2, lambda n: (n + 1) // 2, _sqrt_gen, _sqrt_solve, None),
-        Task(
-            "bucket_sort",
-            "CS",
-            5,
-            5,
-            lambda n: n,
-            lambda rng, n: [int(a) for a in rng.integers(0, 5, n)],
-            sorted,
-            _bucket_sort_draw,
-        ),
-    ]
-}
+def _symbols(k):
+    return lambda rng, n: [int(a) for a in rng.integers(0, k, n)]
+
+
+def _self(n):
+    return n
+
+
+def _even_pairs_solve(x):
+    return [sum(a != b for a, b in zip(x, x[1:])) % 2]
+
+
+def _half(n):
+    return (n + 1) // 2
+
+
+def _plus_one(n):
+    return n + 1
+
+
+def _twice(n):
+    return 2 * n
+
+
+def _odd(n):
+    return n - (1 - n % 2)
+
+
+# fmt: off
+TASKS: dict[str, Task] = {t.name: t for t in [
+    # name, level, |V|, |C|, |y|(n), generate, solve, draw
+    Task("even_pairs", "R", 2, 2, _one, _bits, _even_pairs_solve, _even_pairs_draw),
+    Task("modular_arithmetic", "R", 8, MOD, _one, _arith_gen, _arith_solve, _arith_draw,
+         in_len=_odd),
+    Task("parity_check", "R", 2, 2, _one, _bits, lambda x: [sum(x) % 2], _parity_draw),
+    Task("cycle_navigation", "R", 3, MOD, _one, _symbols(3),
+         lambda x: [sum(a - 1 for a in x) % MOD], _cycle_draw),
+    Task("reverse_string", "DCF", 2, 2, _self, _bits, lambda x: x[::-1], _reverse_draw),
+    Task("stack_manipulation", "DCF", 5, 3, _plus_one, _stack_gen, _stack_solve, _stack_draw,
+         terminated=True),
+    Task("modular_arithmetic_brackets", "DCF", 11, MOD, _one, _brackets_gen, _brackets_solve, None),
+    Task("solve_equation", "DCF", 11, MOD, _one, _equation_gen, _equation_solve, None),
+    Task("duplicate_string", "CS", 2, 2, _twice, _bits, lambda x: x + x, _duplicate_draw),
+    Task("missing_duplicate", "CS", 4, 2, _one, _missing_gen, _missing_solve, _missing_draw),
+    Task("odds_first", "CS", 2, 2, _self, _bits, lambda x: x[::2] + x[1::2], _odds_first_draw),
+    Task("binary_addition", "CS", 3, 3, _plus_one, _addition_gen, _addition_solve,
+         _addition_draw, terminated=True),
+    Task("binary_multiplication", "CS", 3, 3, _self, _addition_gen, _multiplication_solve,
+         _multiplication_draw, terminated=True),
+    Task("compute_sqrt", "CS", 2, 2, _half, _sqrt_gen, _sqrt_solve, None),
+    Task("bucket_sort", "CS", 5, 5, _self, _symbols(5), sorted, _bucket_sort_draw),
+]}
+# fmt: on
 
 
 def get(name: str) -> Task:
@@ -663,8 +609,9 @@ def accuracy(model, params, batch: Batch) -> Array:
 def problem(task: Task, model, *, batch: int, train_max: int, steps: int, seed: int = 0):
     """The engine's Problem: each step draws one length ``n ~ U(1, train_max)`` and a batch of
     that length (like the paper's curriculum); Adam at ``lr`` with global-norm clipping at
-    ``clip``, constant rate (as in the paper). ``evaluate`` gives ``train_acc``: accuracy over
-    fixed reference strings at every training length (16 per length)."""
+    ``clip``, constant rate (as in the paper); a ``forget_bias`` hyperparameter, when the
+    members have one, sets the LSTM forget-gate bias at init. ``evaluate`` gives
+    ``train_acc``: accuracy over fixed reference strings at every training length (16 each)."""
     import optax
 
     from recurrax.problem import Problem
@@ -678,7 +625,11 @@ def problem(task: Task, model, *, batch: int, train_max: int, steps: int, seed: 
         return sample(task, k2, n, batch, train_max, pool)
 
     return Problem(
-        init=lambda key, hp: model.init(key),
+        init=lambda key, hp: (
+            model.with_forget_bias(model.init(key), hp["forget_bias"])
+            if "forget_bias" in hp
+            else model.init(key)
+        ),
         sample=draw,
         loss=lambda params, b, hp: loss(model, params, b),
         evaluate=lambda params, hp: {"train_acc": jnp.mean(accuracy(model, params, check))},

@@ -297,18 +297,6 @@ def generalization(model, params, lang: Language, n_test: int, first_stage: int 
     return classic, strict
 
 
-def with_forget_bias(model, params, forget_bias: Array):
-    """Set every forget-gated LSTM layer's forget-gate bias offset to ``forget_bias`` (replacing
-    the cell's own ``forget_bias``), so the bias can be a swept, traced hyperparameter."""
-    layers = []
-    for cell, p in zip(model.cells, params["layers"]):
-        if getattr(cell, "forget_gate", False):
-            H = cell.hidden_size
-            p = dict(p, b=p["b"].at[H : 2 * H].add(forget_bias - cell.forget_bias))
-        layers.append(p)
-    return dict(params, layers=layers)
-
-
 def problem(
     model, lang: Language, *, n_max_train: int, batch: int, steps: int, gradflow: bool = False
 ):
@@ -337,7 +325,7 @@ def problem(
         return metrics
 
     return Problem(
-        init=lambda key, hp: with_forget_bias(model, model.init(key), hp["forget_bias"]),
+        init=lambda key, hp: model.with_forget_bias(model.init(key), hp["forget_bias"]),
         sample=lambda key, hp: sample(lang, key, batch, n_max_train),
         loss=lambda params, tokens, hp: loss(model, params, tokens, lang),
         evaluate=evaluate,
