@@ -652,7 +652,8 @@ def generalization(
     axis ``M``: ``per_length`` reference strings per length, scored in buckets of ``bucket``
     lengths (one padded program per bucket)."""
     lengths = list(lengths)
-    run = jax.jit(jax.vmap(lambda p, b: accuracy(model, p, b), in_axes=(0, None)))
+    # members one after another (lax.map): memory stays that of one member on long tapes
+    run = jax.jit(lambda ps, b: jax.lax.map(lambda p: accuracy(model, p, b), ps))
     scores = []
     for i in range(0, len(lengths), bucket):
         part = lengths[i : i + bucket]
