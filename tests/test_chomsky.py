@@ -77,6 +77,7 @@ def test_jax_sampler_agrees_with_the_python_definition(name):
     draw = jax.jit(lambda key, n: chomsky.sample(task, key, n, 64, N))
     for n in [1, 2, 3, 7, 24]:
         b = jax.device_get(draw(jax.random.key(n), jnp.asarray(n)))
+        assert b.tape.dtype.kind == "i" and b.y.dtype.kind == "i"  # token ids, not floats
         L, m = int(task.in_len(n)), int(task.out_len(n))
         for row in range(64):
             assert b.start[row] == L

@@ -416,7 +416,7 @@ def _addition_draw(key, n, B, N):
 def _multiplication_draw(key, n, B, N):
     k1, k2 = jax.random.split(key)
     x, a, b = _two_numbers_draw(k1, n, B, N)
-    sums = jax.vmap(lambda u, v: jnp.convolve(u, v)[: N + 1])(a, b)
+    sums = jax.vmap(lambda u, v: jnp.convolve(u, v)[: N + 1])(a, b).astype(x.dtype)
     product = _carry(sums)
     small = _small_number_draw(k2, n, B, N)
     y_small = _with_end(jnp.zeros((B, N + 1), x.dtype), jnp.full((B,), n - 1), N)
