@@ -2,8 +2,9 @@
 
 Each cell type trains all its seeds in one compiled program (recurrax.train); every delay T in
 ``--T`` is its own run. Prints one table per T (final loss mean ± std over seeds and best, the
-memoryless baseline, the fraction of seeds that beat it clearly, i.e. reach <= 10% of it, and
-the task's accuracy), then, for a length sweep, where each cell stops beating the baseline.
+memoryless baseline, the fraction of seeds that beat it clearly, i.e. reach <= 10% of it, the
+first evaluation at which the median seed does so with the wall time to it, and the task's
+accuracy), then, for a length sweep, where each cell stops beating the baseline.
 Writes results.json and one learning-curve PNG per T (median and 25-75% band per cell, the
 baseline dashed) to the run folder.
 
@@ -103,7 +104,10 @@ def main() -> None:
             f"seeds, {steps} steps, lr {lr:g}{', chrono init' if args.chrono else ''}; baseline "
             f"loss {task.baseline:.4f}"
         )
-        header = f"{'cell':<14}{'final loss':>20}{'best':>9}{'/baseline':>10}{'clear':>7}"
+        header = (
+            f"{'cell':<14}{'final loss':>20}{'best':>9}{'/baseline':>10}{'clear':>7}"
+            f"{'median clear at':>18}"
+        )
         acc_key = {"copy": "recall_acc", "xor": "acc"}.get(task.name)
         acc_key = "solved_frac" if task.hs1997 and task.name == "adding" else acc_key
         print(header + (f"{acc_key + ' (best)':>18}" if acc_key else "") + f"{'time':>8}")
@@ -126,6 +130,11 @@ def main() -> None:
             secs = time.perf_counter() - t0
             final = np.array([s["final"]["loss"] for s in r.summary])
             clear = float(np.mean(final <= CLEAR * task.baseline))
+            # first evaluation at which the median seed is clearly below the baseline, and the
+            # wall time to it (pro rata of this cell's time, compilation included)
+            median_curve = np.median(r.history["loss"], axis=1)
+            hit = np.nonzero(median_curve <= CLEAR * task.baseline)[0]
+            reached = int(r.history["step"][hit[0], 0]) if hit.size else None
             row = {
                 "cell": cell_name,
                 "final_mean": float(final.mean()),
@@ -133,12 +142,15 @@ def main() -> None:
                 "best": float(final.min()),
                 "median": float(np.median(final)),
                 "clear_frac": clear,
+                "median_clear_step": reached,
+                "median_clear_s": secs * reached / steps if reached else None,
                 "per_seed": final.tolist(),
                 "seconds": secs,
             }
             line = (
                 f"{cell_name:<14}{final.mean():>11.4f} ± {final.std():<6.4f}"
                 f"{final.min():>9.4f}{np.median(final) / task.baseline:>9.1%}{clear:>7.0%}"
+                + (f"{reached:>9} ({secs * reached / steps:>4.0f}s)" if reached else f"{'-':>18}")
             )
             if acc_key:
                 acc = np.array([s["final"][acc_key] for s in r.summary])
