@@ -99,10 +99,16 @@ def main() -> None:
     results = {}
     t_start = time.perf_counter()
     for task in tasks:
+        variant = ""
+        if task.name == "xor" and task.parity:
+            variant = " (temporal parity)"
+        elif task.name == "adding" and task.hs1997:
+            variant = " (1997 form)"
+        chrono = ", chrono init" if args.chrono else ""
         print(
-            f"\n{task.name} T={task.T} (length {task.length}), hidden {hidden}, {args.seeds} "
-            f"seeds, {steps} steps, lr {lr:g}{', chrono init' if args.chrono else ''}; baseline "
-            f"loss {task.baseline:.4f}"
+            f"\n{task.name}{variant} T={task.T} (length {task.length}), hidden {hidden}, "
+            f"{args.seeds} seeds, {steps} steps, lr {lr:g}{chrono}; baseline loss "
+            f"{task.baseline:.4f}"
         )
         header = (
             f"{'cell':<14}{'final loss':>20}{'best':>9}{'/baseline':>10}{'clear':>7}"

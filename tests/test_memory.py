@@ -1,5 +1,6 @@
 """Memory tasks: sampler structure, baselines vs empirical estimates, small runs beat them."""
 
+import json
 import math
 import subprocess
 import sys
@@ -146,3 +147,13 @@ def test_cli_small_sweep(tmp_path):
     assert "length sweep" in proc.stdout and "baseline loss 0.6931" in proc.stdout
     for name in ("results.json", "curves_T10.png", "curves_T20.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    for T, rows in results["results"].items():
+        baseline = results["baselines"][T]
+        for row in rows.values():
+            step = row["median_clear_step"]
+            # a median clearly below the baseline at the end was below it at some evaluation
+            if row["median"] <= 0.1 * baseline:
+                assert step is not None and 0 < step <= results["steps"]
+            if step is not None:
+                assert 0 < row["median_clear_s"] <= row["seconds"]
