@@ -141,6 +141,7 @@ def main() -> None:
             median_curve = np.median(r.history["loss"], axis=1)
             hit = np.nonzero(median_curve <= CLEAR * task.baseline)[0]
             reached = int(r.history["step"][hit[0], 0]) if hit.size else None
+            reached_s = secs * reached / steps if reached else None
             row = {
                 "cell": cell_name,
                 "final_mean": float(final.mean()),
@@ -149,14 +150,14 @@ def main() -> None:
                 "median": float(np.median(final)),
                 "clear_frac": clear,
                 "median_clear_step": reached,
-                "median_clear_s": secs * reached / steps if reached else None,
+                "median_clear_s": reached_s,
                 "per_seed": final.tolist(),
                 "seconds": secs,
             }
             line = (
                 f"{cell_name:<14}{final.mean():>11.4f} ± {final.std():<6.4f}"
                 f"{final.min():>9.4f}{np.median(final) / task.baseline:>9.1%}{clear:>7.0%}"
-                + (f"{reached:>9} ({secs * reached / steps:>4.0f}s)" if reached else f"{'-':>18}")
+                + (f"{reached:>9} ({reached_s:>4.0f}s)" if reached else f"{'-':>18}")
             )
             if acc_key:
                 acc = np.array([s["final"][acc_key] for s in r.summary])
