@@ -314,7 +314,7 @@ def mechanics(args, row: dict, out: Path) -> str:
     model = group["model"]
     n_show = min(args.n_max_train, 8)
     tokens = formal.range_strings(lang, n_show, n_show)
-    logits, _, inner = model.apply(params, tokens, internals=True)
+    logits, _, inner = model.apply_internals(params, tokens)
     L = 3 * n_show + 2 if lang.name == "anbncn" else int(jnp.sum(tokens[0] != formal.PAD))
     text = lang.decode(tokens[0])[: L - 1]
     layer = {k: np.asarray(v[0, : L - 1]) for k, v in inner[-1].items()}
@@ -333,14 +333,14 @@ def mechanics(args, row: dict, out: Path) -> str:
     curves = []
     for n in (5, 10, 20, 40):
         toks = formal.range_strings(lang, n, n)
-        _, _, inn = model.apply(params, toks, internals=True)
+        _, _, inn = model.apply_internals(params, toks)
         length = int(jnp.sum(toks[0] != formal.PAD)) - 1
         key = "c" if "c" in inn[-1] else "h"
         curves.append((n, np.asarray(inn[-1][key][0, :length])))
     plots.states_by_length(curves, out / "states_by_length.png", title=tag)
     n_fit = 20
     toks = formal.range_strings(lang, n_fit, n_fit)
-    _, _, inn = model.apply(params, toks, internals=True)
+    _, _, inn = model.apply_internals(params, toks)
     length = int(jnp.sum(toks[0] != formal.PAD)) - 1
     key = "c" if "c" in inn[-1] else "h"
     fits = counters.fit_counters(

@@ -71,21 +71,21 @@ torch.manual_seed(0)
 tl = torch.nn.LSTM(I, H, batch_first=True)
 tcell, (tp,) = interop.from_torch(tl)
 xs = np.random.default_rng(0).normal(size=(3, 12, I)).astype(np.float32)
-ours = recurrax.unroll(tcell, tp, jnp.asarray(xs))[1]
+ours = recurrax.unroll(tcell, tp, jnp.asarray(xs))[0]
 theirs = tl(torch.from_numpy(xs))[0].detach().numpy()
 print("max |recurrax - torch| =", float(np.abs(ours - theirs).max()))
 assert np.allclose(ours, theirs, atol=1e-5)
 
 # %% [markdown]
 # ## A hidden state over time
-# An LSTM reading a sine wave with a step in it; `internals=True` returns every gate.
+# An LSTM reading a sine wave with a step in it; `unroll_internals` returns every gate.
 
 # %%
 T = 60 if QUICK else 200
 t = np.linspace(0, 6 * np.pi, T)
 signal = np.sin(t) + (t > 3 * np.pi)
 xs = jnp.asarray(np.stack([signal] * I, -1)[None], jnp.float32)
-_, ys, gates = recurrax.unroll(cell, p, xs, internals=True)
+ys, _, gates = recurrax.unroll_internals(cell, p, xs)
 fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
 axes[0].plot(signal)
 axes[0].set_ylabel("input")

@@ -69,7 +69,7 @@ model, r, ranges = results["peephole"]
 best = int(np.argmax(ranges))
 params = jax.tree.map(lambda v: v[best], r.state.params)
 tokens = formal.range_strings(lang, 8, 8)
-logits, _, inner = model.apply(params, tokens, internals=True)
+logits, _, inner = model.apply_internals(params, tokens)
 text = lang.decode(tokens[0])[:-1]
 L = len(text)
 layer = {k: np.asarray(v[0, :L]) for k, v in inner[0].items()}

@@ -2,6 +2,16 @@
 
 from recurrax.cells import GRU, LSTM, RNN, Cell, LSTMState
 from recurrax.models import Model
-from recurrax.unroll import bidirectional, unroll
+from recurrax.unroll import bidirectional, unroll, unroll_internals
 
-__all__ = ["GRU", "LSTM", "RNN", "Cell", "LSTMState", "Model", "bidirectional", "unroll"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Cell",
+    "LSTMState",
+    "Model",
+    "bidirectional",
+    "unroll",
+    "unroll_internals",
+]

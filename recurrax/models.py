@@ -1,8 +1,8 @@
 """Sequence models: embedding (or raw features) -> stacked cells -> linear readout.
 
 Plain functions over a frozen description, like the cells: ``model.init(key) -> params`` and
-``model.apply(params, inputs, ...) -> (outputs, carry)``. :mod:`recurrax.nn` wraps the same
-functions as Flax modules.
+``model.apply(params, inputs, ...) -> (outputs, carry)`` (``apply_internals`` adds the gates).
+:mod:`recurrax.nn` wraps the same functions as Flax modules.
 
 Params::
 
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from recurrax.cells import Cell, Params
-from recurrax.unroll import check_inputs, stack
+from recurrax.unroll import _stack, check_inputs
 
 Array = jax.Array
 
@@ -36,7 +36,8 @@ class Model:
       vocab_size: V for integer token inputs ``[B, T]``, embedded to ``embed_size`` first.
       output_size: O, the readout width (logits or regression targets).
       bidirectional: each layer runs both directions; its outputs are concatenated.
-      dropout: rate of dropout between layers (and before the readout), needs a key.
+      dropout: rate of dropout between layers (as ``torch.nn.LSTM(dropout=p)``: not after the
+        last layer), needs a key.
       many_to_one: read out only the last real step (``[B, O]``) instead of every step.
     """
 
@@ -129,9 +130,8 @@ class Model:
         *,
         lengths: Array | None = None,
         key: Array | None = None,
-        internals: bool = False,
-    ):
-        """Run the model.
+    ) -> tuple[Array, list[Any]]:
+        """Run the model; returns ``(outputs, carry)``, like :func:`recurrax.unroll`.
 
         Args:
           inputs: tokens ``[B, T]`` (int) or features ``[B, T, F]``.
@@ -139,30 +139,46 @@ class Model:
             for stateful (truncated-BPTT) training.
           lengths: ``[B]`` real lengths of padded sequences.
           key: PRNG key; enables dropout when ``self.dropout > 0``.
-          internals: also return each layer's per-step internals.
 
         Returns:
-          ``(outputs, carry)`` — outputs ``[B, T, O]`` (or ``[B, O]`` if ``many_to_one``) —
-          plus a per-layer list of internals when asked.
+          outputs ``[B, T, O]`` (or ``[B, O]`` if ``many_to_one``) and the per-layer carries.
         """
+        outputs, carry, _ = self._run(params, inputs, carry, lengths, key, False)
+        return outputs, carry
+
+    def apply_internals(
+        self,
+        params: Params,
+        inputs: Array,
+        carry: list[Any] | None = None,
+        *,
+        lengths: Array | None = None,
+        key: Array | None = None,
+    ) -> tuple[Array, list[Any], list[Any]]:
+        """:meth:`apply` that also returns each layer's per-step internals (gates, states):
+        ``(outputs, carry, internals)``, ``internals[k][name]`` ``[B, T, H]`` (a ``(fw, bw)``
+        pair per layer when bidirectional)."""
+        return self._run(params, inputs, carry, lengths, key, True)
+
+    def _run(self, params, inputs, carry, lengths, key, internals):
         xs = self.embed(params, inputs)
         check_inputs(xs, lengths)
-        out = stack(
+        xs, carry, inner = _stack(
             self.cells,
             params["layers"],
             xs,
             carry,
-            lengths=lengths,
-            bidirectional=self.bidirectional,
-            dropout=self.dropout,
-            key=key,
-            internals=internals,
+            lengths,
+            self.bidirectional,
+            self.dropout,
+            key,
+            internals,
+            1,
         )
-        xs = out[1]
         if self.many_to_one:
             xs = self._last(xs, lengths)
         outputs = xs @ params["readout"]["W"] + params["readout"]["b"]
-        return (outputs, *out[::2]) if internals else (outputs, out[0])
+        return outputs, carry, inner
 
     def _last(self, ys: Array, lengths: Array | None) -> Array:
         """``[B, Y]``: the output at each sequence's last real step (bidirectional: the

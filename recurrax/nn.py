@@ -39,7 +39,7 @@ class Recurrent(nn.Module):
 
 
 class RNN(nn.Module):
-    """One recurrax cell unrolled over ``xs [B, T, F]``; returns ``(carry, ys [B, T, Y])``."""
+    """One recurrax cell unrolled over ``xs [B, T, F]``; returns ``(ys [B, T, Y], carry)``."""
 
     cell: Cell
 

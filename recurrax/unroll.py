@@ -53,35 +53,8 @@ def _where(mask: Array, new: Any, old: Any) -> Any:
     )
 
 
-def unroll(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    carry: Any = None,
-    *,
-    lengths: Array | None = None,
-    reverse: bool = False,
-    internals: bool = False,
-    unroll: int = 1,
-):
-    """Run ``cell`` over ``xs [B, T, F]``.
-
-    Args:
-      carry: initial carry (default zeros, ``cell.initial_carry((B,))``).
-      lengths: ``[B]`` integers in ``[0, T]``. Outputs past a sequence's end are zero and the
-        final carry is the carry after its last real step, for every cell.
-      reverse: run from each sequence's last real step back to its first (packed-sequence
-        semantics); outputs are returned in the original time order.
-      internals: also return every per-step internal (gates, cell state) as ``[B, T, ...]``.
-      unroll: passed to ``jax.lax.scan``.
-
-    Returns:
-      ``(carry, ys [B, T, Y])``, or ``(carry, ys, internals)`` with ``internals`` a dict.
-
-    The plain LSTM (forget gate, no peephole or projection, tanh output) without
-    ``internals`` runs through :func:`recurrax.fused.lstm_scan`, whose hand-written backward
-    computes the same gradients as autodiff (tested) at a fraction of the cost.
-    """
+def _run(cell, params, xs, carry, lengths, reverse, internals, unroll):
+    """``(ys, carry, internals or None)``: the one implementation behind the public unrolls."""
     B, T, F = check_inputs(xs, lengths)
     cell.check_params(params, F)
     if carry is None:
@@ -105,13 +78,71 @@ def unroll(
             return new_carry, out
 
         carry, (ys, *extras) = jax.lax.scan(body, carry, (xs_t, mask), unroll=unroll)
+        extras = extras[0] if internals else None
     if reverse:
         ys, extras = jax.tree.map(lambda v: flip_padded(v, lengths), (ys, extras))
     ys, extras = jax.tree.map(lambda v: jnp.swapaxes(v, 0, 1), (ys, extras))
-    return (carry, ys, extras[0]) if internals else (carry, ys)
+    return ys, carry, extras
 
 
-_unroll = unroll  # `unroll=` is also an argument name below
+def unroll(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Any = None,
+    *,
+    lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+) -> tuple[Array, Any]:
+    """Run ``cell`` over ``xs [B, T, F]``; returns ``(ys [B, T, Y], final carry)``.
+
+    The order is PyTorch's ``nn.LSTM`` and Haiku's ``dynamic_unroll`` (outputs first), the same
+    as :meth:`recurrax.Model.apply`; :func:`unroll_internals` also returns the gates.
+
+    Args:
+      cell: a :mod:`recurrax.cells` cell; ``params`` its params.
+      xs: ``[B, T, F]`` inputs, batch-first.
+      carry: initial carry (default zeros, ``cell.initial_carry((B,))``).
+      lengths: ``[B]`` integers in ``[0, T]``. Outputs past a sequence's end are zero and the
+        final carry is the carry after its last real step, for every cell.
+      reverse: run from each sequence's last real step back to its first (packed-sequence
+        semantics); outputs are returned in the original time order.
+      unroll: passed to ``jax.lax.scan``.
+
+    The plain LSTM (forget gate, no peephole or projection, tanh output) runs through
+    :func:`recurrax.fused.lstm_scan`, whose hand-written backward computes the same gradients
+    as autodiff (tested) at a fraction of the cost.
+    """
+    ys, carry, _ = _run(cell, params, xs, carry, lengths, reverse, False, unroll)
+    return ys, carry
+
+
+def unroll_internals(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Any = None,
+    *,
+    lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+) -> tuple[Array, Any, dict[str, Array]]:
+    """:func:`unroll` that also returns every per-step internal: ``(ys, carry, internals)``
+    with ``internals[name]`` ``[B, T, H]`` (LSTM ``i, f, g, o, c, h``; GRU ``r, z, n, h``;
+    RNN ``h``), zero past each sequence's length."""
+    return _run(cell, params, xs, carry, lengths, reverse, True, unroll)
+
+
+def _bidirectional(cells, params, xs, carry, lengths, internals, unroll):
+    carry = (None, None) if carry is None else carry
+    outs = [
+        _run(c, p, xs, k, lengths, r, internals, unroll)
+        for c, p, k, r in zip(cells, params, carry, (False, True))
+    ]
+    ys = jnp.concatenate([outs[0][0], outs[1][0]], axis=-1)
+    inner = (outs[0][2], outs[1][2]) if internals else None
+    return ys, (outs[0][1], outs[1][1]), inner
 
 
 def bidirectional(
@@ -121,24 +152,32 @@ def bidirectional(
     carry: tuple[Any, Any] | None = None,
     *,
     lengths: Array | None = None,
-    internals: bool = False,
     unroll: int = 1,
-):
-    """Forward and reverse unrolls; outputs concatenated on features ``[B, T, Y_fw + Y_bw]``.
-
-    Returns ``((carry_fw, carry_bw), ys)`` (plus ``(internals_fw, internals_bw)`` if asked).
-    """
-    carry = (None, None) if carry is None else carry
-    outs = [
-        _unroll(c, p, xs, k, lengths=lengths, reverse=r, internals=internals, unroll=unroll)
-        for c, p, k, r in zip(cells, params, carry, (False, True))
-    ]
-    ys = jnp.concatenate([outs[0][1], outs[1][1]], axis=-1)
-    carries = (outs[0][0], outs[1][0])
-    return (carries, ys, (outs[0][2], outs[1][2])) if internals else (carries, ys)
+) -> tuple[Array, tuple[Any, Any]]:
+    """Forward and reverse unrolls of ``xs [B, T, F]``; returns ``(ys, (carry_fw, carry_bw))``
+    with outputs concatenated on features, ``ys [B, T, Y_fw + Y_bw]``."""
+    ys, carries, _ = _bidirectional(cells, params, xs, carry, lengths, False, unroll)
+    return ys, carries
 
 
-_bidirectional = bidirectional  # `bidirectional=` is also an argument name below
+def _stack(cells, params, xs, carry, lengths, bidirectional, dropout, key, internals, unroll):
+    if len(params) != len(cells):
+        raise ValueError(f"params hold {len(params)} layers, cells {len(cells)}")
+    carry = [None] * len(cells) if carry is None else carry
+    use_dropout = key is not None and dropout > 0
+    keys = jax.random.split(key, len(cells)) if use_dropout else [None] * len(cells)
+    carries, inner = [], []
+    for layer, (cell, p, c, k) in enumerate(zip(cells, params, carry, keys)):
+        if bidirectional:
+            pair = (p["fw"], p["bw"])
+            xs, c, extras = _bidirectional((cell, cell), pair, xs, c, lengths, internals, unroll)
+        else:
+            xs, c, extras = _run(cell, p, xs, c, lengths, False, internals, unroll)
+        carries.append(c)
+        inner.append(extras)
+        if use_dropout and layer < len(cells) - 1:
+            xs = jnp.where(jax.random.bernoulli(k, 1 - dropout, xs.shape), xs / (1 - dropout), 0)
+    return xs, carries, inner if internals else None
 
 
 def stack(
@@ -151,40 +190,17 @@ def stack(
     bidirectional: bool = False,
     dropout: float = 0.0,
     key: Array | None = None,
-    internals: bool = False,
     unroll: int = 1,
-):
-    """Stacked layers: layer k's outputs ``[B, T, Y_k]`` are layer k+1's inputs.
+) -> tuple[Array, list[Any]]:
+    """Stacked layers over ``xs [B, T, F]``: layer k's outputs ``[B, T, Y_k]`` are layer k+1's
+    inputs. Returns ``(ys [B, T, Y_last], carries)``.
 
     ``params[k]`` is layer k's cell params (``{"fw": ..., "bw": ...}`` when bidirectional);
     ``carry[k]`` its initial carry (a ``(fw, bw)`` pair when bidirectional). With ``key`` and
-    ``dropout > 0``, inverted dropout is applied to every layer's outputs.
-
-    Returns ``(carries, ys)`` (plus a per-layer list of internals when asked).
+    ``dropout > 0``, inverted dropout is applied to the outputs of every layer but the last,
+    where ``torch.nn.LSTM(dropout=p)`` applies it.
     """
-    if len(params) != len(cells):
-        raise ValueError(f"params hold {len(params)} layers, cells {len(cells)}")
-    carry = [None] * len(cells) if carry is None else carry
-    use_dropout = key is not None and dropout > 0
-    keys = jax.random.split(key, len(cells)) if use_dropout else [None] * len(cells)
-    carries, inner = [], []
-    for cell, p, c, k in zip(cells, params, carry, keys):
-        if bidirectional:
-            out = _bidirectional(
-                (cell, cell),
-                (p["fw"], p["bw"]),
-                xs,
-                c,
-                lengths=lengths,
-                internals=internals,
-                unroll=unroll,
-            )
-        else:
-            out = _unroll(cell, p, xs, c, lengths=lengths, internals=internals, unroll=unroll)
-        carries.append(out[0])
-        xs = out[1]
-        if internals:
-            inner.append(out[2])
-        if use_dropout:
-            xs = jnp.where(jax.random.bernoulli(k, 1 - dropout, xs.shape), xs / (1 - dropout), 0)
-    return (carries, xs, inner) if internals else (carries, xs)
+    ys, carries, _ = _stack(
+        cells, params, xs, carry, lengths, bidirectional, dropout, key, False, unroll
+    )
+    return ys, carries

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from recurrax import GRU, LSTM, RNN, LSTMState, unroll
+from recurrax import GRU, LSTM, RNN, LSTMState, unroll, unroll_internals
 
 VARIANTS = {
     "rnn-tanh": RNN(4),
@@ -28,7 +28,7 @@ def test_gradients_match_finite_differences(name):
     xs = jax.random.normal(jax.random.key(4), (2, 5, 3), jnp.float64)
     lengths = jnp.array([5, 3])
     with jax.enable_x64(True):
-        f = lambda p, x: jnp.sum(jnp.tanh(unroll(cell, p, x, lengths=lengths)[1]))  # noqa: E731
+        f = lambda p, x: jnp.sum(jnp.tanh(unroll(cell, p, x, lengths=lengths)[0]))  # noqa: E731
         check_grads(f, (params, xs), order=1, modes=["rev"], eps=1e-4)
 
 
@@ -38,8 +38,8 @@ class CellTest(chex.TestCase):
         for cell in (LSTM(6), LSTM(6, peephole=True), LSTM(6, forget_gate=False)):
             params = cell.init(jax.random.key(0), 3)
             xs = jax.random.normal(jax.random.key(1), (2, 7, 3))
-            run = self.variant(lambda p, x, cell=cell: unroll(cell, p, x, internals=True))
-            carry, ys, inner = run(params, xs)
+            run = self.variant(lambda p, x, cell=cell: unroll_internals(cell, p, x))
+            ys, carry, inner = run(params, xs)
             chex.assert_shape([inner["i"], inner["c"], inner["h"], ys], (2, 7, 6))
             c_prev = jnp.concatenate([jnp.zeros((2, 1, 6)), inner["c"][:, :-1]], axis=1)
             f = inner.get("f", 1.0)
@@ -53,7 +53,7 @@ class CellTest(chex.TestCase):
         cell = GRU(5)
         params = cell.init(jax.random.key(0), 3)
         xs = jax.random.normal(jax.random.key(1), (2, 4, 3))
-        _, ys, inner = self.variant(lambda p, x: unroll(cell, p, x, internals=True))(params, xs)
+        ys, _, inner = self.variant(lambda p, x: unroll_internals(cell, p, x))(params, xs)
         h_prev = jnp.concatenate([jnp.zeros((2, 1, 5)), ys[:, :-1]], axis=1)
         chex.assert_trees_all_close(
             ys, (1 - inner["z"]) * inner["n"] + inner["z"] * h_prev, atol=1e-6
@@ -74,7 +74,7 @@ def test_no_forget_gate_carousel_keeps_the_cell_state():
         params = cell.init(jax.random.key(0), 2)
         params["b"] = params["b"].at[:3].set(-1e4)  # input gate shut
         c0 = LSTMState(jnp.zeros((1, 3)), jnp.ones((1, 3)))
-        carry, _ = unroll(cell, params, jnp.zeros((1, 20, 2)), c0)
+        _, carry = unroll(cell, params, jnp.zeros((1, 20, 2)), c0)
         assert bool(jnp.all(carry.c < 0.9)) == decays
 
 
@@ -91,7 +91,7 @@ def test_initializers_orthogonal_and_xavier():
 def test_cells_are_hashable_static_arguments():
     cell = LSTM(4, peephole=True)
     assert hash(cell) == hash(LSTM(4, peephole=True)) and cell != LSTM(4)
-    f = jax.jit(lambda c, p, x: unroll(c, p, x)[1], static_argnums=0)
+    f = jax.jit(lambda c, p, x: unroll(c, p, x)[0], static_argnums=0)
     assert f(cell, cell.init(jax.random.key(0), 2), jnp.ones((1, 3, 2))).shape == (1, 3, 4)
 
 

@@ -113,7 +113,7 @@ def test_small_training_learns_anbn():
     best = int(np.argmax(classic))
     params = jax.tree.map(lambda v: v[best], result.state.params)
     tokens = formal.range_strings(lang, 12, 12)
-    _, _, inner = model.apply(params, tokens, internals=True)
+    _, _, inner = model.apply_internals(params, tokens)
     text = lang.decode(tokens[0])[:-1]
     fits = counters.fit_counters(np.asarray(inner[0]["c"][0, : len(text)]), text, "ab")
     assert max(f.r2 for f in fits) > 0.9

@@ -5,16 +5,16 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from recurrax import LSTM, fused, unroll
+from recurrax import LSTM, fused, unroll, unroll_internals
 
 
 def losses(cell, lengths, reverse):
     w = jax.random.normal(jax.random.key(9), (5, 8, 6))
 
     def loss(params, xs, carry, internals):
-        # internals=True takes the plain autodiff path; False the fused one
-        out = unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse, internals=internals)
-        carry, ys = out[0], out[1]
+        # unroll_internals takes the plain autodiff path; unroll the fused one
+        run = unroll_internals if internals else unroll
+        ys, carry = run(cell, params, xs, carry, lengths=lengths, reverse=reverse)[:2]
         return jnp.sum(ys * w) + jnp.sum(jnp.sin(carry.h)) + jnp.sum(carry.c**3)
 
     return (lambda *a: loss(*a, False)), (lambda *a: loss(*a, True))
@@ -45,7 +45,11 @@ def test_fused_gradients_under_vmap_over_members():
     xs = jax.random.normal(jax.random.key(1), (5, 8, 2))
     carry = cell.initial_carry((5,))
     w = jax.random.normal(jax.random.key(9), (5, 8, 4))
-    f = lambda p, internals: jnp.sum(unroll(cell, p, xs, carry, internals=internals)[1] * w)  # noqa
+
+    def f(p, internals):
+        run = unroll_internals if internals else unroll
+        return jnp.sum(run(cell, p, xs, carry)[0] * w)
+
     g1 = jax.vmap(jax.grad(lambda p: f(p, False)))(params)
     g2 = jax.vmap(jax.grad(lambda p: f(p, True)))(params)
     chex.assert_trees_all_close(g1, g2, atol=2e-5, rtol=1e-5)

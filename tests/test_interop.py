@@ -55,7 +55,7 @@ def test_torch_parity_outputs_states_and_gradients(make):
     bidir = module.bidirectional
 
     def loss(layers, x):
-        carries, ys = stack(
+        ys, carries = stack(
             (cell,) * module.num_layers,
             layers,
             x,
@@ -119,7 +119,7 @@ def test_flax_parity(flax_cell, key):
 
     def recurrax_loss(p):
         cell, params = interop.from_flax(p)
-        carry, ys = unroll(cell, params, xs)
+        ys, carry = unroll(cell, params, xs)
         h = carry.h if hasattr(carry, "h") else carry
         return jnp.sum(ys * jnp.arange(H)) + jnp.sum(jnp.sin(h)), (carry, ys)
 

@@ -47,7 +47,7 @@ def test_internals_per_layer_and_stateful_carry():
     model = Model((LSTM(4), LSTM(4)), output_size=2, vocab_size=3, embed_size=2)
     params = model.init(jax.random.key(0))
     tokens = jnp.zeros((2, 6), jnp.int32)
-    out, carry, inner = model.apply(params, tokens, internals=True)
+    out, carry, inner = model.apply_internals(params, tokens)
     assert len(inner) == 2 and inner[1]["f"].shape == (2, 6, 4)
     # two chunks with the carry passed on equal one long run
     a, c1 = model.apply(params, tokens[:, :3])
