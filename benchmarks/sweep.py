@@ -4,7 +4,7 @@ The aⁿbⁿcⁿ-sized model (vocabulary 6, embedding 4, one LSTM layer of 8 cel
 sigmoid cross-entropy against the legal next-symbol sets), batch 10 strings with n <= 10
 (length 32), Adam, ``--steps`` steps, for S members at once. In one process:
 
-- recurrax: ``recurrax.train.train`` (the whole loop compiled, vmapped over members);
+- recurrax: ``recurrax.runs.train`` (the whole loop compiled, vmapped over members);
 - torch sequential: the same model trained S times one after another (measured at S = 1 and
   8, extrapolated linearly beyond: said so in the output);
 - torch ensemble: ``torch.func.stack_module_state`` + ``vmap`` over ``functional_call`` of a
@@ -29,8 +29,7 @@ import optax
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from recurrax import LSTM, Model  # noqa: E402
-from recurrax import train as engine  # noqa: E402
+from recurrax import LSTM, Model, engine, optim, runs  # noqa: E402
 from recurrax.tasks import formal  # noqa: E402
 
 LANG = formal.get("anbncn")
@@ -49,13 +48,19 @@ def batches(steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def recurrax_sweep(S: int, steps: int) -> float:
     model = Model((LSTM(H, forget_bias=0.0),), output_size=V, vocab_size=V, embed_size=E)
-    problem = formal.problem(model, LANG, n_max_train=N_MAX, batch=B, steps=steps)
-    problem = problem.__class__(**{**problem.__dict__, "evaluate": lambda p, hp: {}})
+    problem = formal.problem(
+        LANG,
+        model,
+        batch=B,
+        optimizer=optim.adam(steps=steps, decay="linear", end=0.2),
+        n_max_train=N_MAX,
+    )
+    problem = problem._replace(evaluate=lambda p, hp: {})
     config = engine.Config(steps=steps, eval_every=steps // 4, chunk_evals=4)
     table = engine.members(S, {}, {"lr": LR, "forget_bias": 0.0})
-    engine.train(problem, config, table, progress=False)  # compile (and warm up)
+    runs.train(problem, config, table, progress=False)  # compile (and warm up)
     t0 = time.perf_counter()
-    engine.train(problem, config, table, progress=False)
+    runs.train(problem, config, table, progress=False)
     return S * steps / (time.perf_counter() - t0)
 
 

@@ -11,8 +11,7 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from recurrax import LSTM, Model, plots
-from recurrax import train as engine
+from recurrax import LSTM, Model, engine, optim, plots, runs
 from recurrax.analysis import counters
 from recurrax.tasks import formal
 
@@ -31,7 +30,13 @@ for name, cell in {
     "standard": LSTM(4, forget_bias=0.0),
 }.items():
     model = Model((cell,), output_size=lang.vocab_size, vocab_size=lang.vocab_size, embed_size=4)
-    problem = formal.problem(model, lang, n_max_train=10, batch=10, steps=STEPS)
+    problem = formal.problem(
+        lang,
+        model,
+        batch=10,
+        optimizer=optim.adam(steps=STEPS, decay="linear", end=0.2),
+        n_max_train=10,
+    )
     config = engine.Config(
         steps=STEPS,
         eval_every=50,
@@ -40,7 +45,7 @@ for name, cell in {
         target=1.0,
         stop_on_target=False,
     )
-    r = engine.train(
+    r = runs.train(
         problem, config, engine.members(SEEDS, {}, {"lr": 0.02, "forget_bias": 0.0}), progress=False
     )
     ranges, strict = formal.generalization(model, r.state.params, lang, N_TEST)

@@ -10,8 +10,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from recurrax import Model
-from recurrax import train as engine
+from recurrax import Model, engine, optim, runs
 from recurrax.cells import from_name
 from recurrax.tasks import memory
 
@@ -23,11 +22,17 @@ def run(task, steps, lr):
     curves = {}
     for name in ("rnn-tanh", "gru", "lstm"):
         model = Model((from_name(name, H),), **task.io)
-        problem = memory.problem(task, model, batch=32, steps=steps, eval_batch=256)
+        problem = memory.problem(
+            task,
+            model,
+            batch=32,
+            eval_batch=256,
+            optimizer=optim.adam(steps=steps, decay="cosine", end=0.1, clip=True),
+        )
         config = engine.Config(
             steps=steps, eval_every=steps // 10, chunk_evals=10, checkpoint_every=0
         )
-        r = engine.train(
+        r = runs.train(
             problem, config, engine.members(SEEDS, {}, {"lr": lr, "clip": 1.0}), progress=False
         )
         curves[name] = (r.history["step"][:, 0], r.history["loss"])

@@ -13,8 +13,7 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 
-from recurrax import LSTM, Model
-from recurrax import train as engine
+from recurrax import LSTM, Model, engine, optim, runs
 from recurrax.tasks import charlm
 
 QUICK = os.environ.get("RECURRAX_QUICK") == "1"
@@ -26,9 +25,15 @@ print(source, "| vocabulary", V, "| uniform", round(math.log(V), 2), "nats/char"
 
 # %%
 model = Model((LSTM(H),) * 2, output_size=V, vocab_size=V, embed_size=64)
-problem = charlm.problem(model, corpus, batch=32, seq=SEQ, steps=STEPS, warmup=min(100, STEPS))
+problem = charlm.problem(
+    corpus,
+    model,
+    batch=32,
+    seq=SEQ,
+    optimizer=optim.adam(steps=STEPS, decay="cosine", end=0.1, warmup=min(100, STEPS), clip=True),
+)
 config = engine.Config(steps=STEPS, eval_every=STEPS // 3, chunk_evals=1)
-result = engine.train(
+result = runs.train(
     problem, config, engine.members([0], {}, {"lr": 3e-3, "clip": 1.0}), progress=False
 )
 print("validation:", [round(v, 3) for v in result.history["val_nats"][:, 0]], "nats/char")

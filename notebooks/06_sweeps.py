@@ -2,7 +2,7 @@
 # # 06 · Sweeps: seeds × learning rates in one program
 #
 # `train.members` expands seeds × a grid of shape-preserving hyperparameters into *members*;
-# `train.train` runs them all in one `jit(vmap(...))` program and writes a results folder.
+# `runs.train` runs them all in one `jit(vmap(...))` program and writes a results folder.
 
 # %%
 import json
@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recurrax import LSTM, Model
-from recurrax import train as engine
+from recurrax import LSTM, Model, engine, optim, runs
 from recurrax.tasks import formal
 
 QUICK = os.environ.get("RECURRAX_QUICK") == "1"
@@ -22,7 +21,9 @@ lang = formal.get("anbn")
 model = Model(
     (LSTM(3, peephole=True),), output_size=lang.vocab_size, vocab_size=lang.vocab_size, embed_size=4
 )
-problem = formal.problem(model, lang, n_max_train=5, batch=10, steps=STEPS)
+problem = formal.problem(
+    lang, model, batch=10, optimizer=optim.adam(steps=STEPS, decay="linear", end=0.2), n_max_train=5
+)
 table = engine.members(SEEDS, {"lr": [0.01, 0.05]}, {"lr": 0.05, "forget_bias": 1.0})
 print(len(table), "members, e.g.", table[0], table[-1])
 
@@ -31,9 +32,7 @@ out = Path(tempfile.mkdtemp()) / "sweep"
 config = engine.Config(
     steps=STEPS, eval_every=50, chunk_evals=2, target_metric="train_acc", target=1.0
 )
-result = engine.train(
-    problem, config, table, out=out, run_config={"notebook": "06"}, progress=False
-)
+result = runs.train(problem, config, table, out=out, run_config={"notebook": "06"}, progress=False)
 print(sorted(p.name for p in out.iterdir()))
 
 # %% [markdown]

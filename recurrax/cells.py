@@ -332,6 +332,24 @@ Cell = RNN | GRU | LSTM
 CELL_NAMES = ("lstm", "lstm-peephole", "lstm-noforget", "gru", "rnn-tanh", "rnn-relu")
 
 
+def to_dict(cell: Cell) -> dict[str, Any]:
+    """A JSON-able description of ``cell``: ``{"type": "LSTM", "hidden_size": 4, ...}``."""
+    return {"type": type(cell).__name__, **dataclasses.asdict(cell)}
+
+
+def from_dict(description: dict[str, Any]) -> Cell:
+    """The cell described by :func:`to_dict`; ``ValueError`` for an unknown description."""
+    kinds = {"RNN": RNN, "GRU": GRU, "LSTM": LSTM}
+    fields = dict(description)
+    kind = kinds.get(fields.pop("type", None))
+    if kind is None:
+        raise ValueError(f"not a cell description: {description!r}")
+    try:
+        return kind(**fields)
+    except TypeError as err:
+        raise ValueError(f"not a {kind.__name__} description: {err}") from None
+
+
 def from_name(name: str, hidden_size: int, forget_bias: float = 1.0) -> Cell:
     """A cell from a command-line name: one of :data:`CELL_NAMES`."""
     cells = {

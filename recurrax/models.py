@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from recurrax import cells as _cells
 from recurrax.cells import Cell, Params
 from recurrax.unroll import _stack, check_inputs
 
@@ -63,6 +64,22 @@ class Model:
             raise ValueError("vocab_size needs embed_size")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description (run folders store it; :meth:`from_dict` rebuilds it)."""
+        fields = dataclasses.asdict(self)
+        fields["cells"] = [_cells.to_dict(c) for c in self.cells]
+        return fields
+
+    @classmethod
+    def from_dict(cls, description: dict[str, Any]) -> Model:
+        """The model described by :meth:`to_dict`."""
+        fields = dict(description)
+        fields["cells"] = tuple(_cells.from_dict(c) for c in fields.get("cells", ()))
+        try:
+            return cls(**fields)
+        except TypeError as err:
+            raise ValueError(f"not a model description: {err}") from None
 
     @property
     def layer_input_sizes(self) -> list[int]:

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from recurrax import LSTM, Model
-from recurrax import train as engine
+from recurrax import LSTM, Model, engine, optim, runs
 from recurrax.tasks import charlm
 
 ROOT = Path(__file__).parents[1]
@@ -61,8 +60,8 @@ def test_carry_passes_between_chunks_like_one_long_run():
     V = len(corpus.vocab)
     model = Model((LSTM(16),), output_size=V, vocab_size=V, embed_size=8)
     params = model.init(jax.random.key(0))
-    problem = charlm.problem(model, corpus, batch=4, seq=10, steps=10)
-    carry = problem.init_carry({})
+    problem = charlm.problem(corpus, model, batch=4, seq=10, optimizer=optim.adam())
+    carry = problem.init_state({})
     losses = []
     for _ in range(2):
         loss, carry = problem.loss(params, None, {}, carry)
@@ -80,12 +79,18 @@ def test_untrained_validation_loss_is_about_log_vocab_and_training_overfits():
     corpus = charlm.build(TEXT, "test")
     V = len(corpus.vocab)
     model = Model((LSTM(64),), output_size=V, vocab_size=V, embed_size=16)
-    problem = charlm.problem(model, corpus, batch=8, seq=16, steps=300, warmup=10)
+    problem = charlm.problem(
+        corpus,
+        model,
+        batch=8,
+        seq=16,
+        optimizer=optim.adam(steps=300, decay="cosine", end=0.1, warmup=10, clip=True),
+    )
     table = engine.members([0], {}, {"lr": 1e-2, "clip": 1.0})
     params = jax.vmap(lambda k: model.init(k))(jax.random.split(jax.random.key(0), 1))
     untrained = float(problem.evaluate(jax.tree.map(lambda v: v[0], params), {})["val_nats"])
     assert abs(untrained - math.log(V)) < 0.15
-    r = engine.train(
+    r = runs.train(
         problem, engine.Config(steps=300, eval_every=300, chunk_evals=1), table, progress=False
     )
     assert r.summary[0]["final"]["val_nats"] < 0.3  # the repeated sentence is memorized
@@ -96,17 +101,17 @@ def test_resume_gives_the_same_numbers_and_sampling_is_reproducible(tmp_path):
     V = len(corpus.vocab)
     model = Model((LSTM(32),) * 2, output_size=V, vocab_size=V, embed_size=8, dropout=0.1)
     table = engine.members([0], {}, {"lr": 5e-3, "clip": 1.0})
-    problem = charlm.problem(model, corpus, batch=4, seq=16, steps=60)
+    problem = charlm.problem(corpus, model, batch=4, seq=16, optimizer=optim.adam(clip=True))
     config = engine.Config(steps=60, eval_every=20, chunk_evals=1)
-    full = engine.train(problem, config, table, out=tmp_path / "r", progress=False)
+    full = runs.train(problem, config, table, out=tmp_path / "r", progress=False)
     # as if killed before the last checkpoint was written
     import shutil
 
     shutil.rmtree(tmp_path / "r" / "checkpoints" / "3")
-    resumed = engine.train(problem, config, table, out=tmp_path / "r", resume=True, progress=False)
+    resumed = runs.train(problem, config, table, out=tmp_path / "r", resume=True, progress=False)
     np.testing.assert_array_equal(resumed.history["val_nats"], full.history["val_nats"])
     with pytest.raises(ValueError, match="different config"):
-        engine.train(
+        runs.train(
             problem,
             engine.Config(steps=80, eval_every=20),
             table,

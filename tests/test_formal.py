@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from recurrax import LSTM, Model
-from recurrax import train as engine
+from recurrax import LSTM, Model, engine, optim, runs
 from recurrax.analysis import counters
 from recurrax.tasks import formal
 
@@ -98,12 +97,18 @@ def test_small_training_learns_anbn():
         vocab_size=lang.vocab_size,
         embed_size=4,
     )
-    problem = formal.problem(model, lang, n_max_train=5, batch=10, steps=600)
+    problem = formal.problem(
+        lang,
+        model,
+        batch=10,
+        optimizer=optim.adam(steps=600, decay="linear", end=0.2),
+        n_max_train=5,
+    )
     table = engine.members(8, {}, {"lr": 0.05, "forget_bias": 0.0})
     config = engine.Config(
         steps=600, eval_every=50, chunk_evals=12, target_metric="train_acc", target=1.0
     )
-    result = engine.train(problem, config, table, progress=False)
+    result = runs.train(problem, config, table, progress=False)
     solved = [s for s in result.summary if s["reached"] is not None]
     assert len(solved) >= 4, result.summary
     classic, strict = formal.generalization(model, result.state.params, lang, 30, first_stage=10)

@@ -119,8 +119,7 @@ def test_bad_wrt():
 
 
 def test_gradient_flow_recorded_during_training():
-    from recurrax import Model
-    from recurrax import train as engine
+    from recurrax import Model, engine, optim, runs
     from recurrax.tasks import formal
 
     lang = formal.get("anbn")
@@ -130,9 +129,11 @@ def test_gradient_flow_recorded_during_training():
         vocab_size=lang.vocab_size,
         embed_size=4,
     )
-    problem = formal.problem(model, lang, n_max_train=4, batch=8, steps=100, gradflow=True)
+    problem = formal.problem(
+        lang, model, batch=8, optimizer=optim.adam(), n_max_train=4, gradflow=True
+    )
     config = engine.Config(steps=100, eval_every=25, chunk_evals=4)
-    result = engine.train(
+    result = runs.train(
         problem, config, engine.members(2, {}, {"lr": 0.05, "forget_bias": 1.0}), progress=False
     )
     curve = result.history["log10_grad_h0"]

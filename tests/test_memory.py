@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from recurrax import GRU, LSTM, Model
-from recurrax import train as engine
+from recurrax import GRU, LSTM, Model, engine, optim, runs
 from recurrax.tasks import memory
 
 ROOT = Path(__file__).parents[1]
@@ -88,11 +87,15 @@ def test_copy_vector_baseline():
 )
 def test_small_fixed_seed_run_beats_the_baseline(task, cell, steps, lr, fraction):
     model = Model((cell,), **task.io)
-    problem = memory.problem(task, model, batch=32, steps=steps, eval_batch=256)
-    config = engine.Config(steps=steps, eval_every=steps, chunk_evals=1, checkpoint_every=0)
-    r = engine.train(
-        problem, config, engine.members(2, {}, {"lr": lr, "clip": 1.0}), progress=False
+    problem = memory.problem(
+        task,
+        model,
+        batch=32,
+        eval_batch=256,
+        optimizer=optim.adam(steps=steps, decay="cosine", end=0.1, clip=True),
     )
+    config = engine.Config(steps=steps, eval_every=steps, chunk_evals=1)
+    r = runs.train(problem, config, engine.members(2, {}, {"lr": lr, "clip": 1.0}), progress=False)
     best = min(s["final"]["loss"] for s in r.summary)
     assert best < fraction * task.baseline, r.summary
     if task.name == "copy":

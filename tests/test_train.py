@@ -1,4 +1,5 @@
-"""The training engine: member equivalence, early stop, NaN guard, checkpoints, sharding."""
+"""The engine and the run manager: member equivalence, early stop, NaN guard, run folders,
+loading a run back, checkpoints, SIGKILL/resume, sharding."""
 
 import json
 import os
@@ -15,7 +16,8 @@ import numpy as np
 import optax
 import pytest
 
-from recurrax import train as T
+from recurrax import engine, runs
+from recurrax.problem import Problem, stateless
 
 sys.path.insert(0, str(Path(__file__).parent))
 import toy_problem  # noqa: E402
@@ -24,11 +26,11 @@ TOY = Path(__file__).parent / "toy_problem.py"
 
 
 def test_member_in_a_sweep_equals_a_lone_run():
-    config = T.Config(steps=60, eval_every=20, chunk_evals=2)
-    table = T.members(3, {"lr": [0.003, 0.02]}, toy_problem.DEFAULTS)
-    sweep = T.train(toy_problem.PROBLEM, config, table, progress=False)
+    config = engine.Config(steps=60, eval_every=20, chunk_evals=2)
+    table = engine.members(3, {"lr": [0.003, 0.02]}, toy_problem.DEFAULTS)
+    sweep = runs.train(toy_problem.PROBLEM, config, table, progress=False)
     for m in (1, 4):
-        lone = T.train(toy_problem.PROBLEM, config, [table[m]], progress=False)
+        lone = runs.train(toy_problem.PROBLEM, config, [table[m]], progress=False)
         for k in ("neg_mse", "train_loss"):
             np.testing.assert_allclose(
                 lone.history[k][:, 0], sweep.history[k][:, m], rtol=1e-6, atol=1e-7
@@ -42,10 +44,10 @@ def test_member_in_a_sweep_equals_a_lone_run():
 
 def quadratic(target):
     """Gradient descent on ||w - target||^2; evaluate = -distance."""
-    return T.Problem(
+    return Problem(
         init=lambda key, hp: {"w": jnp.zeros(2)},
         sample=lambda key, hp: jax.random.normal(key, (2,)) * 0.0,
-        loss=lambda p, b, hp: jnp.sum((p["w"] - target) ** 2) + jnp.sum(b),
+        loss=stateless(lambda p, b, hp: jnp.sum((p["w"] - target) ** 2) + jnp.sum(b)),
         evaluate=lambda p, hp: {"neg_dist": -jnp.sqrt(jnp.sum((p["w"] - target) ** 2))},
         optimizer=lambda hp: optax.sgd(hp["lr"]),
     )
@@ -53,11 +55,11 @@ def quadratic(target):
 
 def test_early_stop_freezes_and_nan_guard_reports_divergence():
     # lr 0.1 converges, lr 0.01 slowly, lr 2.0 blows up to inf then NaN
-    table = T.members(1, {"lr": [0.1, 0.01, 2.0]}, {"lr": 0.1})
-    config = T.Config(
+    table = engine.members(1, {"lr": [0.1, 0.01, 2.0]}, {"lr": 0.1})
+    config = engine.Config(
         steps=2000, eval_every=10, chunk_evals=5, target_metric="neg_dist", target=-1e-3
     )
-    r = T.train(quadratic(jnp.array([3.0, -4.0])), config, table, progress=False)
+    r = runs.train(quadratic(jnp.array([3.0, -4.0])), config, table, progress=False)
     fast, slow, bad = r.summary
     assert fast["reached"] is not None and fast["steps"] == fast["reached"] <= 60
     assert slow["reached"] is not None and slow["reached"] > fast["reached"]
@@ -66,62 +68,115 @@ def test_early_stop_freezes_and_nan_guard_reports_divergence():
     # the program ended once everyone was done, not at 2000 steps
     assert np.nanmax(r.history["step"]) < 2000
     # continuing after the target (stop_on_target=False) still records the reach step
-    cont = T.train(
+    cont = runs.train(
         quadratic(jnp.array([3.0, -4.0])),
-        config.__class__(**{**config.__dict__, "stop_on_target": False, "steps": 200}),
+        engine.Config(**{**config.__dict__, "stop_on_target": False, "steps": 200}),
         table[:1],
         progress=False,
     )
     assert cont.summary[0]["reached"] == fast["reached"] and cont.summary[0]["steps"] == 200
 
 
+def test_stateful_problem_carries_its_state_per_member():
+    """The loss's state passes from step to step (here: a step counter per member)."""
+    problem = Problem(
+        init=lambda key, hp: {"w": jnp.zeros(())},
+        sample=lambda key, hp: jnp.zeros(()),
+        loss=lambda p, b, hp, state: (p["w"] ** 2 + b, state + 1),
+        evaluate=lambda p, hp: {"zero": jnp.zeros(())},
+        optimizer=lambda hp: optax.sgd(hp["lr"]),
+        init_state=lambda hp: jnp.asarray(0, jnp.int32),
+    )
+    r = runs.train(
+        problem,
+        engine.Config(steps=30, eval_every=10),
+        engine.members(2, {}, {"lr": 0.1}),
+        progress=False,
+    )
+    np.testing.assert_array_equal(r.state.problem_state, [30, 30])
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) \['lrr'\]"):
-        T.members(2, {"lrr": [0.1]}, {"lr": 0.1})
+        engine.members(2, {"lrr": [0.1]}, {"lr": 0.1})
     with pytest.raises(ValueError, match="grid for 'lr' is empty"):
-        T.members(2, {"lr": []}, {"lr": 0.1})
+        engine.members(2, {"lr": []}, {"lr": 0.1})
     with pytest.raises(ValueError, match="at least one seed"):
-        T.members(0, {}, {"lr": 0.1})
+        engine.members(0, {}, {"lr": 0.1})
     with pytest.raises(ValueError, match="steps must be a positive int"):
-        T.Config(steps=0)
+        engine.Config(steps=0)
     with pytest.raises(ValueError, match="eval_every must be a positive int"):
-        T.Config(steps=10, eval_every=-1)
+        engine.Config(steps=10, eval_every=-1)
     with pytest.raises(ValueError, match="shard must be"):
-        T.Config(steps=10, shard="heads")
+        engine.Config(steps=10, shard="heads")
 
 
-def test_run_folder_results_and_refusals(tmp_path):
-    table = T.members(2, {}, toy_problem.DEFAULTS)
-    config = T.Config(steps=40, eval_every=20, chunk_evals=1)
+def test_run_folder_load_callback_and_refusals(tmp_path):
+    table = engine.members(2, {"lr": [0.003, 0.01]}, toy_problem.DEFAULTS)
+    config = engine.Config(steps=40, eval_every=20, chunk_evals=1)
     out = tmp_path / "run"
-    a = T.train(toy_problem.PROBLEM, config, table, out=out, run_config={"x": 1}, progress=False)
-    for name in ("config.json", "metrics.jsonl", "summary.json", "learning_curves.png"):
+    seen = []
+    a = runs.train(
+        toy_problem.PROBLEM,
+        config,
+        table,
+        out=out,
+        run={"x": 1},
+        model=toy_problem.MODEL,
+        progress=False,
+        callback=lambda step, rows: seen.append((step, len(rows), rows[0]["lr"])),
+    )
+    assert seen == [(20, 4, 0.003), (40, 4, 0.003)]  # one call per chunk, rows with hparams
+    for name in ("config.json", "members.csv", "metrics.jsonl", "summary.json"):
         assert (out / name).stat().st_size > 0
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * 2 and {r["member"] for r in rows} == {0, 1}
+    assert len(rows) == 2 * 4 and {r["member"] for r in rows} == {0, 1, 2, 3}
+    assert {(r["seed"], r["lr"]) for r in rows} == {(s, lr) for lr in (0.003, 0.01) for s in (0, 1)}
+
+    run = runs.load(out)  # back without the script: members, model, history, params
+    assert run.table == table and run.model == toy_problem.MODEL and run.config["run"] == {"x": 1}
+    np.testing.assert_array_equal(run.history["lr"], [r["lr"] for r in rows])
+    np.testing.assert_allclose(run.history["neg_mse"], [r["neg_mse"] for r in rows])
+    assert run.checkpoints == [1, 2] and run.summary == json.loads(json.dumps(a.summary))
+    chex.assert_trees_all_equal(run.params(), jax.tree.map(np.asarray, a.state.params))
+    first = run.params(checkpoint=1)
+    assert not np.allclose(first["readout"]["W"], run.params()["readout"]["W"])
+    x, _ = toy_problem.sample(jax.random.key(5), {})
+    out_a, _ = run.model.apply(run.member_params(3), x)
+    out_b, _ = toy_problem.MODEL.apply(jax.tree.map(lambda v: v[3], a.state.params), x)
+    np.testing.assert_array_equal(out_a, out_b)
+
     before = (out / "metrics.jsonl").read_text()
     with pytest.raises(FileExistsError, match="already holds a run"):
-        T.train(toy_problem.PROBLEM, config, table, out=out, run_config={"x": 1}, progress=False)
-    with pytest.raises(ValueError, match=r"different config \(x: 1 there, 2 now\)"):
-        T.train(
+        runs.train(toy_problem.PROBLEM, config, table, out=out, run={"x": 1}, progress=False)
+    with pytest.raises(ValueError, match=r"different config \(run.x: 1 there, 2 now\)"):
+        runs.train(
             toy_problem.PROBLEM,
             config,
             table,
             out=out,
-            run_config={"x": 2},
+            run={"x": 2},
+            model=toy_problem.MODEL,
             resume=True,
             progress=False,
         )
     assert (out / "metrics.jsonl").read_text() == before  # nothing overwritten
-    b = T.train(
-        toy_problem.PROBLEM,
-        config,
-        table,
-        out=tmp_path / "again",
-        run_config={"x": 1},
-        progress=False,
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty and holds no run"):
+        runs.train(toy_problem.PROBLEM, config, table, out=tmp_path / "foreign", progress=False)
+    for folder, message in [
+        (tmp_path / "nope", "is not a folder"),
+        (tmp_path / "foreign", "not a recurrax run folder"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            runs.load(folder)
+    # resume of a folder whose run never started (killed before config.json): starts it
+    fresh = runs.train(
+        toy_problem.PROBLEM, config, table, out=tmp_path / "new", resume=True, progress=False
     )
-    assert a.summary == b.summary  # same config and seeds: identical metrics
+    assert fresh.summary == a.summary  # same config and seeds: identical metrics
 
 
 def run_toy(out, *extra, env=None):
@@ -135,10 +190,15 @@ def run_toy(out, *extra, env=None):
 
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
-    full = json.loads(run_toy(tmp_path / "full").stdout)["params"]
+    steps = 400
+    full = runs.train(
+        toy_problem.PROBLEM, toy_problem.config(steps), toy_problem.table(), progress=False
+    )
     out = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, str(TOY), str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, str(TOY), str(out), "--steps", str(steps)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while not (out / "checkpoints" / "3").exists() and time.time() < deadline:
@@ -146,36 +206,51 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    saved = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
-    assert saved and max(saved) < 30
-    resumed = run_toy(out, "--resume")
-    assert "resuming" in resumed.stderr
-    assert json.loads(resumed.stdout)["params"] == full  # bit-identical
+    saved = runs.load(out).checkpoints
+    assert saved and max(saved) < 20
+    resumed = runs.train(
+        toy_problem.PROBLEM,
+        toy_problem.config(steps),
+        toy_problem.table(),
+        out=out,
+        resume=True,
+        progress=False,
+        run={"steps": steps, "seeds": 4},
+        model=toy_problem.MODEL,
+    )
+    chex.assert_trees_all_equal(resumed.state.params, full.state.params)  # bit-identical
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert sorted({r["eval"] for r in rows}) == list(range(30))  # no gaps, no duplicates
+    assert sorted({r["eval"] for r in rows}) == list(range(20))  # no gaps, no duplicates
 
 
 def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
     out = tmp_path / "run"
-    table = T.members(2, {}, toy_problem.DEFAULTS)
-    config = T.Config(steps=60, eval_every=20, chunk_evals=1, keep=5)
-    T.train(toy_problem.PROBLEM, config, table, out=out, run_config={}, progress=False)
+    table = engine.members(2, {}, toy_problem.DEFAULTS)
+    config = engine.Config(steps=60, eval_every=20, chunk_evals=1)
+    runs.train(toy_problem.PROBLEM, config, table, out=out, progress=False, keep=5)
     latest = out / "checkpoints" / "3"
     for f in latest.rglob("*"):
         if f.is_file() and f.stat().st_size > 0:
             f.write_bytes(b"garbage")
-    r = T.train(
-        toy_problem.PROBLEM, config, table, out=out, run_config={}, resume=True, progress=False
-    )
+    r = runs.train(toy_problem.PROBLEM, config, table, out=out, resume=True, progress=False)
     assert int(r.state.step.max()) == 60
-    lone = T.train(toy_problem.PROBLEM, config, table, progress=False)
+    lone = runs.train(toy_problem.PROBLEM, config, table, progress=False)
     chex.assert_trees_all_equal(r.state.params, lone.state.params)
 
 
-@pytest.mark.parametrize("shard", ["members", "batch"])
-def test_sharded_equals_unsharded(tmp_path, shard):
+def test_sharded_equals_unsharded(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    sharded = json.loads(run_toy(tmp_path / "a", "--steps", "40", "--shard", shard, env=env).stdout)
-    single = json.loads(run_toy(tmp_path / "b", "--steps", "40").stdout)
-    assert sharded["devices"] == 4 and single["devices"] == 1
-    chex.assert_trees_all_close(sharded["params"], single["params"], atol=1e-5)
+    sharded = json.loads(
+        run_toy(tmp_path / "a", "--steps", "40", "--shard", "members", "batch", env=env).stdout
+    )
+    assert sharded["devices"] == 4 and jax.device_count() == 1
+    single = runs.train(
+        toy_problem.PROBLEM, toy_problem.config(40), toy_problem.table(), progress=False
+    )
+    want = jax.tree.leaves(single.state.params)
+    for shard in ("members", "batch"):
+        is_array = lambda v: isinstance(v, list) and not isinstance(v[0], dict)  # noqa: E731
+        got = jax.tree.leaves(sharded["params"][shard], is_leaf=is_array)
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(np.asarray(a), b, atol=1e-5)

@@ -7,10 +7,9 @@ import sys
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from recurrax import LSTM, Model
-from recurrax import train as T
+from recurrax import LSTM, Model, engine, optim, runs
+from recurrax.problem import Problem, stateless
 
 MODEL = Model((LSTM(24),), output_size=1, input_size=2, many_to_one=True)
 DEFAULTS = {"lr": 0.01, "clip": 1.0}
@@ -33,12 +32,12 @@ def evaluate(params, hp):
     return {"neg_mse": -loss(params, sample(jax.random.key(123), hp), hp)}
 
 
-PROBLEM = T.Problem(
+PROBLEM = Problem(
     init=lambda key, hp: MODEL.init(key),
     sample=sample,
-    loss=loss,
+    loss=stateless(loss),
     evaluate=evaluate,
-    optimizer=lambda hp: optax.chain(optax.clip_by_global_norm(hp["clip"]), optax.adam(hp["lr"])),
+    optimizer=optim.adam(clip=True),
 )
 
 
@@ -48,26 +47,30 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--seeds", type=int, default=4)
-    ap.add_argument("--shard", default="members")
+    ap.add_argument("--shard", nargs="+", default=["members"])
     args = ap.parse_args()
-    table = T.members(args.seeds, {"lr": [0.003, 0.01]}, DEFAULTS)
-    config = T.Config(steps=args.steps, eval_every=20, chunk_evals=1, shard=args.shard)
-    result = T.train(
-        PROBLEM,
-        config,
-        table,
-        out=args.out,
-        resume=args.resume,
-        progress=False,
-        run_config={"steps": args.steps, "seeds": args.seeds},
-    )
-    json.dump(
-        {
-            "devices": jax.device_count(),
-            "params": jax.tree.map(lambda v: v.tolist(), result.state.params),
-        },
-        sys.stdout,
-    )
+    params = {}
+    for shard in args.shard:
+        result = runs.train(
+            PROBLEM,
+            config(args.steps, shard),
+            table(args.seeds),
+            out=args.out if len(args.shard) == 1 else f"{args.out}/{shard}",
+            resume=args.resume,
+            progress=False,
+            run={"steps": args.steps, "seeds": args.seeds},
+            model=MODEL,
+        )
+        params[shard] = jax.tree.map(lambda v: v.tolist(), result.state.params)
+    json.dump({"devices": jax.device_count(), "params": params}, sys.stdout)
+
+
+def table(seeds: int = 4) -> list[dict]:
+    return engine.members(seeds, {"lr": [0.003, 0.01]}, DEFAULTS)
+
+
+def config(steps: int = 600, shard: str = "members") -> engine.Config:
+    return engine.Config(steps=steps, eval_every=20, chunk_evals=1, shard=shard)
 
 
 if __name__ == "__main__":

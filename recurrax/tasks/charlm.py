@@ -130,27 +130,18 @@ def evaluate(model, params, stream: Array, seq: int) -> Array:
     return losses.mean()
 
 
-def problem(
-    model,
-    corpus: Corpus,
-    *,
-    batch: int,
-    seq: int,
-    steps: int,
-    warmup: int = 100,
-    decay: str = "cosine",
-    eval_streams: int = 32,
-):
-    """The engine's stateful Problem for stateful truncated-BPTT training.
+def problem(corpus: Corpus, model, *, batch: int, optimizer, seq: int, eval_streams: int = 32):
+    """The engine's stateful Problem for stateful truncated-BPTT training on ``corpus``.
 
-    Hyperparameters: ``lr`` (peak, after a linear warm-up of ``warmup`` steps, then ``decay``
-    ``"cosine"`` or ``"linear"`` to 0.1 x) and ``clip`` (global norm). ``evaluate`` reports
-    ``val_nats`` and ``val_bits`` over the whole validation text.
+    ``optimizer`` is a recipe from :mod:`recurrax.optim` (the study: Adam with a linear warm-up,
+    cosine decay to 0.1 x and global-norm clipping). The problem's state is
+    ``(model carry, chunk index)``: each step reads the next chunk of every stream and starts
+    from the carry the last step left (gradients stop at the chunk boundary); the batch a step
+    samples is only its dropout key. ``evaluate`` reports ``val_nats`` and ``val_bits`` over
+    the whole validation text.
     """
     from recurrax.problem import Problem
 
-    if decay not in ("cosine", "linear"):
-        raise ValueError(f"decay must be 'cosine' or 'linear', got {decay!r}")
     train = streams(corpus.train, batch, seq)
     val_seq = max(1, min(seq, len(corpus.valid) // 2 - 1))
     valid = streams(
@@ -158,26 +149,14 @@ def problem(
     )
     n_chunks = chunks_per_epoch(train, seq)
 
-    def loss(params, key, hp, carry):
-        model_carry, index = carry
+    def loss(params, key, hp, state):
+        model_carry, index = state
         fresh = model.initial_carry(batch)
         model_carry = jax.tree.map(lambda c, z: jnp.where(index == 0, z, c), model_carry, fresh)
         x, y = chunk(train, index, seq)
         logits, model_carry = model.apply(params, x, jax.lax.stop_gradient(model_carry), key=key)
         value = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return value, (model_carry, (index + 1) % n_chunks)
-
-    def optimizer(hp):
-        lr = hp["lr"]
-        warm = optax.linear_schedule(0.0, lr, max(warmup, 1))
-        rest = max(steps - warmup, 1)
-        tail = (
-            optax.cosine_decay_schedule(lr, rest, alpha=0.1)
-            if decay == "cosine"
-            else optax.linear_schedule(lr, 0.1 * lr, rest)
-        )
-        schedule = optax.join_schedules([warm, tail], [warmup])
-        return optax.chain(optax.clip_by_global_norm(hp["clip"]), optax.adam(schedule))
 
     def evaluate_fn(params, hp):
         nats = evaluate(model, params, valid, val_seq)
@@ -189,7 +168,7 @@ def problem(
         loss=loss,
         evaluate=evaluate_fn,
         optimizer=optimizer,
-        init_carry=lambda hp: (model.initial_carry(batch), jnp.asarray(0, jnp.int32)),
+        init_state=lambda hp: (model.initial_carry(batch), jnp.asarray(0, jnp.int32)),
     )
 
 

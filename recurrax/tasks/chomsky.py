@@ -606,15 +606,14 @@ def accuracy(model, params, batch: Batch) -> Array:
     return jnp.sum(right * batch.acc_mask, 1) / jnp.maximum(jnp.sum(batch.acc_mask, 1), 1)
 
 
-def problem(task: Task, model, *, batch: int, train_max: int, steps: int, seed: int = 0):
+def problem(task: Task, model, *, batch: int, optimizer, train_max: int, seed: int = 0):
     """The engine's Problem: each step draws one length ``n ~ U(1, train_max)`` and a batch of
-    that length (like the paper's curriculum); Adam at ``lr`` with global-norm clipping at
-    ``clip``, constant rate (as in the paper); a ``forget_bias`` hyperparameter, when the
-    members have one, sets the LSTM forget-gate bias at init. ``evaluate`` gives
+    that length (like the paper's curriculum); ``optimizer`` a recipe from
+    :mod:`recurrax.optim` (the paper: Adam, constant rate, global-norm clipping); a
+    ``forget_bias`` hyperparameter, when the members have one, sets the LSTM forget-gate bias
+    at init. ``evaluate`` gives
     ``train_acc``: accuracy over fixed reference strings at every training length (16 each)."""
-    import optax
-
-    from recurrax.problem import Problem
+    from recurrax.problem import Problem, stateless
 
     pool = None if task.draw is not None else make_pool(task, train_max, 2048, seed)
     check = reference(task, range(1, train_max + 1), 16, seed + 1)
@@ -631,11 +630,9 @@ def problem(task: Task, model, *, batch: int, train_max: int, steps: int, seed: 
             else model.init(key)
         ),
         sample=draw,
-        loss=lambda params, b, hp: loss(model, params, b),
+        loss=stateless(lambda params, b, hp: loss(model, params, b)),
         evaluate=lambda params, hp: {"train_acc": jnp.mean(accuracy(model, params, check))},
-        optimizer=lambda hp: optax.chain(
-            optax.clip_by_global_norm(hp["clip"]), optax.adam(hp["lr"])
-        ),
+        optimizer=optimizer,
     )
 
 

@@ -298,20 +298,19 @@ def generalization(model, params, lang: Language, n_test: int, first_stage: int 
 
 
 def problem(
-    model, lang: Language, *, n_max_train: int, batch: int, steps: int, gradflow: bool = False
+    lang: Language, model, *, batch: int, optimizer, n_max_train: int, gradflow: bool = False
 ):
     """The engine's :class:`~recurrax.problem.Problem` for next-symbol prediction on ``lang``.
 
-    Hyperparameters: ``lr`` (Adam, decaying linearly to 0.2 x lr over ``steps``) and
-    ``forget_bias``. ``evaluate`` reports ``train_acc``: the fraction of n = 1..n_max_train
-    accepted (1.0 = the training range is solved); with ``gradflow``, also ``log10_grad_h0``:
-    log10 ‖∂L_T/∂h₀‖ of the first layer (L_T = ‖h_T‖₁) along the longest training string, so
-    the learning curves show how gradient flow changes as the model learns.
+    ``optimizer`` is a recipe from :mod:`recurrax.optim` (the main job: Adam decaying linearly
+    to 0.2 x lr). Hyperparameters: those of the optimizer and ``forget_bias``. ``evaluate``
+    reports ``train_acc``: the fraction of n = 1..n_max_train accepted (1.0 = the training
+    range is solved); with ``gradflow``, also ``log10_grad_h0``: log10 ‖∂L_T/∂h₀‖ of the first
+    layer (L_T = ‖h_T‖₁) along the longest training string, so the learning curves show how
+    gradient flow changes as the model learns.
     """
-    import optax
-
     from recurrax.analysis.gradflow import gradient_flow
-    from recurrax.problem import Problem
+    from recurrax.problem import Problem, stateless
 
     train_strings = range_strings(lang, n_max_train)
     longest = train_strings[-1:, : lang.max_len(n_max_train) - 1]
@@ -327,7 +326,7 @@ def problem(
     return Problem(
         init=lambda key, hp: model.with_forget_bias(model.init(key), hp["forget_bias"]),
         sample=lambda key, hp: sample(lang, key, batch, n_max_train),
-        loss=lambda params, tokens, hp: loss(model, params, tokens, lang),
+        loss=stateless(lambda params, tokens, hp: loss(model, params, tokens, lang)),
         evaluate=evaluate,
-        optimizer=lambda hp: optax.adam(optax.linear_schedule(hp["lr"], 0.2 * hp["lr"], steps)),
+        optimizer=optimizer,
     )

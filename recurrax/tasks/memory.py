@@ -141,14 +141,15 @@ TASKS = ("copy", "copy-vector", "adding", "xor")
 
 
 def problem(
-    task: Task, model, *, batch: int, steps: int, eval_batch: int = 1000, chrono: bool = False
+    task: Task, model, *, batch: int, optimizer, eval_batch: int = 1000, chrono: bool = False
 ):
-    """The engine's Problem: Adam (``lr``, cosine decay to 0.1 x over ``steps``), global-norm
-    clipping (``clip``), evaluation on a fixed batch of ``eval_batch`` fresh sequences.
+    """The engine's Problem: ``optimizer`` a recipe from :mod:`recurrax.optim` (the study:
+    Adam with cosine decay to 0.1 x and global-norm clipping), evaluation on a fixed batch of
+    ``eval_batch`` fresh sequences.
     ``chrono``: LSTM layers start from chrono initialization with ``t_max`` = the sequence
     length (:meth:`recurrax.cells.LSTM.chrono`)."""
     from recurrax.cells import LSTM
-    from recurrax.problem import Problem
+    from recurrax.problem import Problem, stateless
 
     eval_inputs, eval_targets = task.sample(jax.random.key(2**31 - 1), eval_batch)
 
@@ -169,10 +170,7 @@ def problem(
     return Problem(
         init=init,
         sample=lambda key, hp: task.sample(key, batch),
-        loss=loss,
+        loss=stateless(loss),
         evaluate=lambda params, hp: task.metrics(model.apply(params, eval_inputs)[0], eval_targets),
-        optimizer=lambda hp: optax.chain(
-            optax.clip_by_global_norm(hp["clip"]),
-            optax.adam(optax.cosine_decay_schedule(hp["lr"], steps, alpha=0.1)),
-        ),
+        optimizer=optimizer,
     )
