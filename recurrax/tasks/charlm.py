@@ -198,3 +198,26 @@ def generate(
 
     _, tokens = jax.lax.scan(body, (last, carry), jax.random.split(key, length))
     return tokens
+
+
+def sample_text(
+    model,
+    params,
+    vocab: str,
+    prompt: str,
+    length: int,
+    key: Array,
+    temperature: float = 1.0,
+    top_k: int = 0,
+) -> str:
+    """``prompt`` followed by ``length`` sampled characters (:func:`generate`, compiled);
+    ``ValueError`` for an empty prompt or one with characters outside ``vocab``."""
+    if not prompt:
+        raise ValueError("the prompt is empty")
+    try:
+        ids = encode(vocab, prompt)
+    except ValueError as err:
+        raise ValueError(f"the prompt has {err}") from None
+    run = jax.jit(generate, static_argnums=(0, 3, 6))
+    tokens = run(model, params, jnp.asarray(ids), length, key, temperature, top_k)
+    return prompt + "".join(vocab[int(t)] for t in tokens)

@@ -8,21 +8,23 @@ spread over seeds) and the fitted per-step decay next to the σ(b_f) prediction;
 curves on a log scale and, in a second figure, the gradient retention ∂(output at T)/∂x₀ for
 RNN, GRU and LSTM. Writes gradflow.json, gradflow.png and retention.png.
 
-    python experiments/gradflow.py [--T 100] [--biases 1 0 -1] [--seeds 16] [--out DIR]
+    recurrax gradflow [--T 100] [--forget-bias 1 0 -1] [--seeds 16] [--out DIR]
+
+Nothing here trains, so there is nothing to resume: a run takes about a minute.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from recurrax import GRU, LSTM, RNN, cli
+from recurrax import GRU, LSTM, RNN, cli, runs
 from recurrax.analysis import gradflow
 from recurrax.plots import flow_curves
 
@@ -52,22 +54,24 @@ def flows(cell, seeds: int, xs, wrt: str = "h0") -> np.ndarray:
     return np.asarray(run(params))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def build_parser() -> cli.Parser:
+    ap = cli.Parser(
+        prog="recurrax gradflow",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--T", type=int, default=100, help="largest horizon T (default 100)")
+    ap.add_argument("--T", type=cli.positive_int, default=100, help="largest horizon T (100)")
     ap.add_argument(
-        "--biases",
-        type=float,
+        "--forget-bias",
+        type=cli.finite_float,
         nargs="+",
         default=[1.0, 0.0, -1.0],
         help="forget-gate biases to compare (default 1 0 -1)",
     )
-    ap.add_argument("--seeds", type=int, default=16, help="initialization seeds (default 16)")
+    ap.add_argument("--seeds", type=cli.positive_int, default=16, help="initialization seeds (16)")
     ap.add_argument(
         "--retention-T",
-        type=int,
+        type=cli.positive_int,
         default=200,
         help="longest sequence of the retention study (default 200)",
     )
@@ -77,12 +81,15 @@ def main() -> None:
         help="a .npy [V, 50] embedding table (e.g. from a trained char-LM) instead "
         "of random embeddings",
     )
-    ap.add_argument(
-        "--out", type=Path, default=None, help="output folder (default runs/gradflow/TIME)"
-    )
-    args = ap.parse_args()
-    if args.T < 2 or args.seeds < 1 or args.retention_T < 10:
-        ap.error("need --T >= 2, --seeds >= 1 and --retention-T >= 10")
+    ap.add_argument("--out", type=Path, help="output folder (default runs/gradflow/TIME)")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.T < 2 or args.retention_T < 10:
+        ap.error("need --T >= 2 and --retention-T >= 10")
     embeddings = None
     if args.embeddings is not None:
         try:
@@ -91,8 +98,8 @@ def main() -> None:
             ap.error(f"cannot read --embeddings {args.embeddings}: {err}")
         if embeddings.ndim != 2 or embeddings.shape[1] != INPUT:
             ap.error(f"--embeddings must be [V, {INPUT}], got {list(embeddings.shape)}")
-    out = args.out or Path("runs/gradflow") / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    args.resume = False
+    out = cli.study_folder(args, "gradflow")
     xs = inputs(jax.random.key(0), max(args.T, args.retention_T), embeddings)
 
     t0 = time.perf_counter()
@@ -107,7 +114,7 @@ def main() -> None:
         + "".join(f"{'T=' + str(t):>20}" for t in shown)
         + f"{'decay/step':>12}{'sigma(b_f)':>11}"
     )
-    for name, cell in cells(args.biases).items():
+    for name, cell in cells(args.forget_bias).items():
         curve = flows(cell, args.seeds, xs[:, : args.T])
         med = np.median(curve, 0)
         lo, hi = np.percentile(curve, [25, 75], axis=0)
@@ -125,9 +132,9 @@ def main() -> None:
     flow_curves(
         {k: np.asarray(v["median"]) for k, v in results.items()},
         {k: (np.asarray(v["q25"]), np.asarray(v["q75"])) for k, v in results.items()},
-        out / "gradflow.png",
         ylabel="log10 ||dL_T/dh0||",
         title=f"forget-gate analysis (hidden {HIDDEN}, {args.seeds} seeds)",
+        path=out / "gradflow.png",
     )
 
     retention = {}
@@ -146,9 +153,9 @@ def main() -> None:
     flow_curves(
         retention,
         {},
-        out / "retention.png",
         ylabel="log10 ||d(L at T)/dx0||",
         title="gradient retention vs sequence length",
+        path=out / "retention.png",
     )
     payload = {
         "T": args.T,
@@ -160,12 +167,8 @@ def main() -> None:
         "retention": {k: v.tolist() for k, v in retention.items()},
         "wall_time_s": time.perf_counter() - t0,
     }
-    (out / "gradflow.json").write_text(json.dumps(payload, indent=2))
+    runs.write_json(out / "gradflow.json", payload)
     print(
         f"\nwrote {out}/gradflow.json, gradflow.png, retention.png "
         f"({time.perf_counter() - t0:.0f} s)"
     )
-
-
-if __name__ == "__main__":
-    cli.run(main)

@@ -9,27 +9,26 @@ The default is a CPU budget (hidden 64, 1,500 steps, learning rates 1e-3 3e-3 1e
 strings per length), stated in the output; ``--paper`` gives the paper's (hidden 256,
 1,000,000 steps, learning rates 1e-4 3e-4 5e-4, 3 seeds) — a GPU job.
 
-    python experiments/chomsky.py                                   # all 15 tasks, RNN/LSTM/GRU
-    python experiments/chomsky.py --tasks parity_check reverse_string --cells lstm lstm-peephole
-    python experiments/chomsky.py --paper --tasks bucket_sort --cells lstm
+    recurrax chomsky                                   # all 15 tasks, RNN/LSTM/GRU
+    recurrax chomsky --tasks parity_check reverse_string --cells lstm lstm-peephole
+    recurrax chomsky --paper --tasks bucket_sort --cells lstm
 
 Prints one table (rows: tasks, columns: cells; best member, then mean ± std over members, a
 check mark when solved) next to the paper's RNN and LSTM scores where quoted, and the wall time
-of each task. Writes results.json, results.csv and one accuracy-vs-length PNG per task.
+of each task. The study folder holds one resumable run folder per task and cell, results.json,
+results.csv and one accuracy-vs-length PNG per task.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 
-from recurrax import Model, cli
-from recurrax import train as engine
+from recurrax import Model, cli, engine, optim, runs
 from recurrax.cells import CELL_NAMES, from_name
 from recurrax.plots import length_curves
 from recurrax.tasks import chomsky
@@ -54,9 +53,11 @@ BUDGETS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def build_parser() -> cli.Parser:
+    ap = cli.Parser(
+        prog="recurrax chomsky",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument(
         "--tasks", nargs="+", default=list(chomsky.TASKS), choices=list(chomsky.TASKS),
@@ -69,51 +70,47 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--paper", action="store_true", help="the paper's budget instead of the CPU one"
     )
-    ap.add_argument("--hidden", type=int, help="hidden units (CPU 64, paper 256)")
-    ap.add_argument("--steps", type=int, help="training steps (CPU 1,500, paper 1,000,000)")
-    ap.add_argument("--seeds", type=int, help="seeds per learning rate (CPU 1, paper 3)")
+    ap.add_argument("--hidden", type=cli.positive_int, help="hidden units (CPU 64, paper 256)")
+    ap.add_argument("--steps", type=cli.positive_int, help="training steps (CPU 1,500)")
+    ap.add_argument("--seeds", type=cli.positive_int, help="seeds per learning rate (CPU 1)")
     ap.add_argument(
-        "--lrs", type=float, nargs="+", help="Adam learning rates (CPU 1e-3 3e-3 1e-2, paper "
-        "1e-4 3e-4 5e-4)",
+        "--lr", type=cli.positive_float, nargs="+", help="Adam learning rates, swept as "
+        "members (CPU 1e-3 3e-3 1e-2)",
     )  # fmt: skip
     ap.add_argument(
-        "--forget-bias", type=float, nargs="+", help="LSTM forget-gate biases to sweep as "
-        "members (default: the cell's 1.0); no effect on cells without a forget gate",
+        "--forget-bias", type=cli.finite_float, nargs="+", help="LSTM forget-gate biases to "
+        "sweep as members (default: the cell's 1.0); no effect on cells without a forget gate",
     )  # fmt: skip
-    ap.add_argument("--batch", type=int, default=128, help="strings per step (default 128)")
-    ap.add_argument("--clip", type=float, default=1.0, help="global-norm clip (default 1)")
-    ap.add_argument("--train-max", type=int, default=40, help="longest training length (40)")
-    ap.add_argument("--test-max", type=int, default=500, help="longest test length (500)")
-    ap.add_argument("--per-length", type=int, help="test strings per length (CPU 8, paper 64)")
-    ap.add_argument("--out", type=Path, help="run folder (default runs/chomsky/TIME)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ap.add_argument("--batch", type=cli.positive_int, default=128, help="strings per step (128)")
+    ap.add_argument("--clip", type=cli.positive_float, default=1.0, help="global-norm clip (1)")
+    ap.add_argument("--train-max", type=cli.positive_int, default=40, help="longest training "
+                    "length (40)")  # fmt: skip
+    ap.add_argument("--test-max", type=cli.positive_int, default=500, help="longest test "
+                    "length (500)")  # fmt: skip
+    ap.add_argument("--per-length", type=cli.positive_int, help="test strings per length (CPU 8)")
+    cli.add_run_flags(ap, "chomsky")
     return ap
 
 
-def settings(args, ap) -> dict:
+def settings(args) -> dict:
     s = dict(BUDGETS["paper" if args.paper else "cpu"])
-    for name in ("hidden", "steps", "seeds", "lrs", "per_length"):
-        if getattr(args, name) is not None:
-            s[name] = getattr(args, name)
-    for name in ("hidden", "steps", "seeds", "per_length"):
-        if s[name] < 1:
-            ap.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.batch < 1 or args.train_max < 1:
-        ap.error("--batch and --train-max must be at least 1")
+    flags = {"hidden": "hidden", "steps": "steps", "seeds": "seeds", "lr": "lrs"}
+    for flag, name in (flags | {"per_length": "per_length"}).items():
+        if getattr(args, flag) is not None:
+            s[name] = getattr(args, flag)
     if args.test_max <= args.train_max:
-        ap.error(
+        raise ValueError(
             f"--test-max ({args.test_max}) must be above --train-max ({args.train_max}): the "
             "suite scores lengths never seen in training"
         )
-    if any(lr <= 0 for lr in s["lrs"]):
-        ap.error("learning rates must be positive")
     return s
 
 
-def run_one(task, cell_name: str, s: dict, args) -> dict:
+def run_one(task, cell_name: str, s: dict, args, out) -> dict:
     model = Model((from_name(cell_name, s["hidden"]),), task.classes, input_size=task.vocab + 1)
+    opt = optim.adam(clip=True)
     problem = chomsky.problem(
-        task, model, batch=args.batch, train_max=args.train_max, steps=s["steps"]
+        task, model, batch=args.batch, optimizer=opt, train_max=args.train_max
     )
     grid, defaults = {"lr": s["lrs"]}, {"lr": s["lrs"][0], "clip": args.clip}
     if args.forget_bias:
@@ -122,9 +119,9 @@ def run_one(task, cell_name: str, s: dict, args) -> dict:
     eval_every = max(s["steps"] // 10, 1)
     config = engine.Config(steps=s["steps"], eval_every=eval_every, chunk_evals=2)
     t0 = time.perf_counter()
-    r = engine.train(
-        problem, config, table, progress=not args.no_progress, desc=f"{task.name} {cell_name}"
-    )
+    run = {k: v for k, v in vars(args).items() if k not in ("out", "resume", "no_progress")}
+    r = runs.train(problem, config, table, out=out, run=run, model=model, resume=args.resume,
+                   progress=not args.no_progress, desc=f"{task.name} {cell_name}")  # fmt: skip
     lengths = list(range(args.train_max + 1, args.test_max + 1))
     acc = chomsky.generalization(task, model, r.state.params, lengths, s["per_length"])
     score = acc.mean(1)
@@ -145,14 +142,10 @@ def fmt(score) -> str:
     return f"{s.max():5.1f} ({s.mean():4.1f}±{s.std():4.1f}){mark}"
 
 
-def main() -> None:
-    ap = build_parser()
-    args = ap.parse_args()
-    s = settings(args, ap)
-    out = args.out or Path("runs/chomsky") / time.strftime("%Y%m%d-%H%M%S")
-    if out.exists() and any(out.iterdir()):
-        ap.error(f"{out} already holds a run; choose another --out")
-    out.mkdir(parents=True)
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    s = settings(args)
+    out = cli.study_folder(args, "chomsky")
     budget = (
         f"budget: {'paper' if args.paper else 'CPU'} — hidden {s['hidden']}, {s['steps']:,} "
         f"steps, batch {args.batch}, lrs {s['lrs']} x {s['seeds']} seed(s)"
@@ -168,20 +161,21 @@ def main() -> None:
         results[name] = {}
         curves = {}
         for cell_name in args.cells:
-            row = run_one(task, cell_name, s, args)
+            part = out / name / cell_name
+            row = cli.finished(
+                part.with_suffix(".json"), lambda: run_one(task, cell_name, s, args, part)
+            )
             results[name][cell_name] = row
             curves[cell_name] = (np.array(row["lengths"]), np.array(row["acc_by_length"]))
             print(f"{name:<28} {cell_name:<14} {fmt(row['score'])}  {row['seconds']:5.0f} s")
         length_curves(
             curves,
-            out / f"{name}.png",
             chance=task.chance,
             train_max=args.train_max,
             title=f"{name} ({task.level}), {s['steps']:,} steps, hidden {s['hidden']}",
+            path=out / f"{name}.png",
         )
-        (out / "results.json").write_text(
-            json.dumps({"settings": s, "args": vars(args), "results": results}, default=str)
-        )
+    runs.write_json(out / "results.json", {"settings": s, "results": results})
     wall = time.perf_counter() - t_start
     head = f"{'task':<28}{'lvl':<5}" + "".join(f"{c:>22}" for c in args.cells)
     print(f"\n{budget}\nscore = accuracy averaged over test lengths, %: best member (mean±std); "
