@@ -221,7 +221,7 @@ def test_chance_predictors_fail_every_reported_criterion(name):
     lang, n_max = formal.get(name), 4
     params = chance_predictors(lang, n_max)
     model = ConstantModel()
-    ranges = formal.generalization(model, params, lang, 8, first_stage=6)
+    ranges = formal.generalization(model, params, lang, 6)
     assert set(ranges) == set(formal.CRITERIA)
     for c, r in ranges.items():
         if c not in lang.criteria:
@@ -236,8 +236,8 @@ def test_chance_predictors_fail_every_reported_criterion(name):
     for c in lang.criteria:
         assert float(metrics[f"train_acc_{c}"].max()) <= 1 / n_train + 1e-6
     # the oracle passes everything: the chance predictors fail for a reason
-    oracle = formal.generalization(OracleModel(lang), params[:2], lang, 8, first_stage=6)
-    assert all(r.tolist() == [8, 8] for r in oracle.values() if r is not None)
+    oracle = formal.generalization(OracleModel(lang), params[:2], lang, 6)
+    assert all(r.tolist() == [6, 6] for r in oracle.values() if r is not None)
 
 
 def test_dyck_arg_max_is_passed_by_a_constant_so_it_is_not_reported():
