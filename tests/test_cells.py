@@ -111,3 +111,42 @@ def test_chrono_initialization_spreads_forget_time_constants():
     with pytest.raises(ValueError, match="has none"):
         noforget = LSTM(4, forget_gate=False)
         noforget.chrono(noforget.init(jax.random.key(0), 3), jax.random.key(1), 50)
+
+
+@pytest.mark.parametrize("psi", ["tanh", "identity"])
+def test_peephole_lstm_matches_a_numpy_transcription_of_the_paper(psi):
+    """Gers & Schmidhuber (2000), Gers, Schraudolph & Schmidhuber (2002): the input and forget
+    gates peek at c_{t-1}, the output gate at c_t; c_t = f c_{t-1} + i g, h_t = o ψ(c_t).
+    Written here from the equations in float64 numpy, gate order i, f, g, o."""
+    H, I, B, T = 3, 2, 4, 6
+    cell = LSTM(H, peephole=True, output_activation=psi)
+    p = cell.init(jax.random.key(7), I)
+    p = {
+        **p,
+        **{
+            k: 0.8 * jax.random.normal(jax.random.key(i), (H,))
+            for i, k in enumerate(("p_i", "p_f", "p_o"))
+        },
+    }
+    xs = np.asarray(jax.random.normal(jax.random.key(8), (B, T, I)), np.float64)
+    W_ih, W_hh, b = (np.asarray(p[k], np.float64) for k in ("W_ih", "W_hh", "b"))
+    p_i, p_f, p_o = (np.asarray(p[k], np.float64) for k in ("p_i", "p_f", "p_o"))
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    h, c = np.zeros((B, H)), np.zeros((B, H))
+    hs = []
+    for t in range(T):
+        a = xs[:, t] @ W_ih + h @ W_hh + b
+        a_i, a_f, a_g, a_o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        i = sig(a_i + p_i * c)
+        f = sig(a_f + p_f * c)
+        c = f * c + i * np.tanh(a_g)
+        o = sig(a_o + p_o * c)
+        h = o * (np.tanh(c) if psi == "tanh" else c)
+        hs.append(h)
+    carry = cell.initial_carry((B,))
+    ys = []
+    for t in range(T):
+        carry, y = cell.step(p, carry, jnp.asarray(xs[:, t], jnp.float32))
+        ys.append(y)
+    np.testing.assert_allclose(np.stack(ys, 1), np.stack(hs, 1), atol=1e-6)
+    np.testing.assert_allclose(carry.c, c, atol=1e-6)
