@@ -118,12 +118,7 @@ def study_folder(args: argparse.Namespace, study: str) -> Path:
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out, the folder of the study to continue")
     out = args.out or Path("runs") / study / time.strftime("%Y%m%d-%H%M%S")
-    flags = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in sorted(vars(args).items())
-        if k not in ("out", "resume", "no_progress", "inspect")
-    }
-    record = {"study": study, "flags": flags}
+    record = {"study": study, "flags": flags(args)}
     path = out / "study.json"
     if not args.resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -151,6 +146,16 @@ def study_folder(args: argparse.Namespace, study: str) -> Path:
             f"(--{k.replace('_', '-')}: {old['flags'].get(k)!r} there, {flags.get(k)!r} now)"
         )
     return out
+
+
+def flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags that define a study's results (not --out, --resume, --no-progress, --inspect),
+    JSON-able: stored in study.json and in every run folder's config."""
+    return {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in sorted(vars(args).items())
+        if k not in ("out", "resume", "no_progress", "inspect")
+    }
 
 
 def finished(path: Path, compute: Callable[[], Any]) -> Any:

@@ -162,10 +162,16 @@ def sample(args) -> None:
     key = jax.random.key(args.seed)
     print(
         charlm.sample_text(
-            model, run.member_params(0), corpus.vocab, args.prompt, args.length, key,
-            args.temperature, args.top_k,
+            model,
+            run.member_params(0),
+            corpus.vocab,
+            args.prompt,
+            args.length,
+            key,
+            args.temperature,
+            args.top_k,
         )
-    )  # fmt: skip
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -60,13 +60,20 @@ def build_parser() -> cli.Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument(
-        "--tasks", nargs="+", default=list(chomsky.TASKS), choices=list(chomsky.TASKS),
-        metavar="TASK", help=f"tasks to run (default all): {', '.join(chomsky.TASKS)}",
-    )  # fmt: skip
+        "--tasks",
+        nargs="+",
+        default=list(chomsky.TASKS),
+        choices=list(chomsky.TASKS),
+        metavar="TASK",
+        help=f"tasks to run (default all): {', '.join(chomsky.TASKS)}",
+    )
     ap.add_argument(
-        "--cells", nargs="+", default=["rnn-tanh", "lstm", "gru"], choices=CELL_NAMES,
+        "--cells",
+        nargs="+",
+        default=["rnn-tanh", "lstm", "gru"],
+        choices=CELL_NAMES,
         help="cells, one column each (default rnn-tanh lstm gru)",
-    )  # fmt: skip
+    )
     ap.add_argument(
         "--paper", action="store_true", help="the paper's budget instead of the CPU one"
     )
@@ -74,19 +81,26 @@ def build_parser() -> cli.Parser:
     ap.add_argument("--steps", type=cli.positive_int, help="training steps (CPU 1,500)")
     ap.add_argument("--seeds", type=cli.positive_int, help="seeds per learning rate (CPU 1)")
     ap.add_argument(
-        "--lr", type=cli.positive_float, nargs="+", help="Adam learning rates, swept as "
-        "members (CPU 1e-3 3e-3 1e-2)",
-    )  # fmt: skip
+        "--lr",
+        type=cli.positive_float,
+        nargs="+",
+        help="Adam learning rates, swept as members (CPU 1e-3 3e-3 1e-2)",
+    )
     ap.add_argument(
-        "--forget-bias", type=cli.finite_float, nargs="+", help="LSTM forget-gate biases to "
+        "--forget-bias",
+        type=cli.finite_float,
+        nargs="+",
+        help="LSTM forget-gate biases to "
         "sweep as members (default: the cell's 1.0); no effect on cells without a forget gate",
-    )  # fmt: skip
+    )
     ap.add_argument("--batch", type=cli.positive_int, default=128, help="strings per step (128)")
     ap.add_argument("--clip", type=cli.positive_float, default=1.0, help="global-norm clip (1)")
-    ap.add_argument("--train-max", type=cli.positive_int, default=40, help="longest training "
-                    "length (40)")  # fmt: skip
-    ap.add_argument("--test-max", type=cli.positive_int, default=500, help="longest test "
-                    "length (500)")  # fmt: skip
+    ap.add_argument(
+        "--train-max", type=cli.positive_int, default=40, help="longest training length (40)"
+    )
+    ap.add_argument(
+        "--test-max", type=cli.positive_int, default=500, help="longest test length (500)"
+    )
     ap.add_argument("--per-length", type=cli.positive_int, help="test strings per length (CPU 8)")
     cli.add_run_flags(ap, "chomsky")
     return ap
@@ -120,8 +134,17 @@ def run_one(task, cell_name: str, s: dict, args, out) -> dict:
     config = engine.Config(steps=s["steps"], eval_every=eval_every, chunk_evals=2)
     t0 = time.perf_counter()
     run = {k: v for k, v in vars(args).items() if k not in ("out", "resume", "no_progress")}
-    r = runs.train(problem, config, table, out=out, run=run, model=model, resume=args.resume,
-                   progress=not args.no_progress, desc=f"{task.name} {cell_name}")  # fmt: skip
+    r = runs.train(
+        problem,
+        config,
+        table,
+        out=out,
+        run=run,
+        model=model,
+        resume=args.resume,
+        progress=not args.no_progress,
+        desc=f"{task.name} {cell_name}",
+    )
     lengths = list(range(args.train_max + 1, args.test_max + 1))
     acc = chomsky.generalization(task, model, r.state.params, lengths, s["per_length"])
     score = acc.mean(1)
@@ -178,8 +201,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     runs.write_json(out / "results.json", {"settings": s, "results": results})
     wall = time.perf_counter() - t_start
     head = f"{'task':<28}{'lvl':<5}" + "".join(f"{c:>22}" for c in args.cells)
-    print(f"\n{budget}\nscore = accuracy averaged over test lengths, %: best member (mean±std); "
-          f"✓ = best >= {SOLVED:.0%}")  # fmt: skip
+    print(
+        f"\n{budget}\nscore = accuracy averaged over test lengths, %: best member (mean±std); "
+        f"✓ = best >= {SOLVED:.0%}"
+    )
     print(head + f"{'paper RNN':>11}{'paper LSTM':>11}{'time':>8}")
     rows = []
     for name in args.tasks:

@@ -510,3 +510,69 @@ def problem(
         evaluate=evaluate,
         optimizer=optimizer,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# summaries the studies and notebooks share
+
+
+def range_table(groups: list[dict], n_train: int) -> list[dict]:
+    """One row per (cell, hidden, lr, forget bias) point of ``groups`` (each ``{"cell",
+    "hidden", "members"}``, members carrying ``strict``/``argmax`` ranges and ``solved_step``):
+    the fraction solved, the fractions whose strict range reaches 2x/5x/10x the training
+    range, the count reaching 1000, the median and best strict range, the best argmax range."""
+    rows = []
+    for g in groups:
+        points: dict[tuple, list[dict]] = {}
+        for m in g["members"]:
+            points.setdefault((m["lr"], m["forget_bias"]), []).append(m)
+        for (lr, fb), ms in points.items():
+            r = np.array([m["strict"] for m in ms])
+            argmax = [m["argmax"] for m in ms if m["argmax"] is not None]
+            rows.append(
+                {
+                    "cell": g["cell"],
+                    "hidden": g["hidden"],
+                    "lr": lr,
+                    "forget_bias": fb,
+                    "seeds": len(ms),
+                    "solved": float(np.mean([m["solved_step"] is not None for m in ms])),
+                    **{f"ge{k}x": float(np.mean(r >= k * n_train)) for k in (2, 5, 10)},
+                    "ge1000": int(np.sum(r >= 1000)),
+                    "median": float(np.median(r)),
+                    "best": int(r.max()),
+                    "best_argmax": max(argmax) if argmax else None,
+                    "members": ms,
+                }
+            )
+    return rows
+
+
+def range_summary(members: list[dict], n_train: int, n_test: int) -> str:
+    """The summary line over all members, under each criterion they carry."""
+    solved = np.mean([m["solved_step"] is not None for m in members])
+    lines = [f"summary over {len(members)} runs: {solved:.0%} solve n <= {n_train} (strict)"]
+    for c in ("strict", "argmax"):
+        if any(m[c] is None for m in members):
+            continue
+        r = np.array([m[c] for m in members])
+        lines.append(
+            f"{c} ({CRITERIA[c].split(':')[0]}): generalize to >= 2x: "
+            f"{np.mean(r >= 2 * n_train):.0%}, >= 10x: {np.mean(r >= 10 * n_train):.0%}; {int(np.sum(r >= 100))} runs reach "
+            f"N >= 100, {int(np.sum(r >= 1000))} reach N >= 1000; median N {np.median(r):g}, best N "
+            f"{r.max()}{'+' if r.max() >= n_test else ''} (tested up to {n_test})"
+        )
+    return "\n".join(lines)
+
+
+def mechanics_view(model, params, lang: Language, n: int):
+    """What a model does along the string of level ``n`` (all counts n): ``(text, internals,
+    probs, legal)`` with the last layer's ``internals[name]`` ``[T, H]``, the predicted
+    next-symbol probabilities and the legal sets ``[T, V]``, over the string without ``$``."""
+    tokens = range_strings(lang, n, n)
+    logits, _, inner = model.apply_internals(params, tokens)
+    T = int(jnp.sum(tokens[0] != PAD)) - 1
+    text = lang.decode(tokens[0])[:T]
+    layer = {k: np.asarray(v[0, :T]) for k, v in inner[-1].items()}
+    probs = np.asarray(jax.nn.sigmoid(logits[0, :T]))
+    return text, layer, probs, np.asarray(legal_next(lang, tokens)[0, :T])
