@@ -556,11 +556,13 @@ def range_summary(members: list[dict], n_train: int, n_test: int) -> str:
         if any(m[c] is None for m in members):
             continue
         r = np.array([m[c] for m in members])
+        name = CRITERIA[c].split(":")[0]
+        share = {k: f"{np.mean(r >= k * n_train):.0%}" for k in (2, 10)}
+        best = f"{r.max()}{'+' if r.max() >= n_test else ''}"
         lines.append(
-            f"{c} ({CRITERIA[c].split(':')[0]}): generalize to >= 2x: "
-            f"{np.mean(r >= 2 * n_train):.0%}, >= 10x: {np.mean(r >= 10 * n_train):.0%}; {int(np.sum(r >= 100))} runs reach "
-            f"N >= 100, {int(np.sum(r >= 1000))} reach N >= 1000; median N {np.median(r):g}, best N "
-            f"{r.max()}{'+' if r.max() >= n_test else ''} (tested up to {n_test})"
+            f"{c} ({name}): generalize to >= 2x: {share[2]}, >= 10x: {share[10]}; "
+            f"{int(np.sum(r >= 100))} runs reach N >= 100, {int(np.sum(r >= 1000))} reach "
+            f"N >= 1000; median N {np.median(r):g}, best N {best} (tested up to {n_test})"
         )
     return "\n".join(lines)
 
