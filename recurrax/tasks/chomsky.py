@@ -43,15 +43,21 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from recurrax.cells import LSTM, RNN
+from recurrax.unroll import stack
+
 Array = jax.Array
 MOD = 5  # the paper's modulus for the arithmetic tasks
 PLUS, MINUS, TIMES = 5, 6, 7  # modular_arithmetic's operator tokens (digits are 0..4)
-_BRACKETS = {"+": 5, "-": 6, "(": 7, ")": 8, "x": 9, "=": 10}  # the bracket tasks' tokens
+# The two bracket tasks use different alphabets in the reference code (digits are 0..4):
+_BRACKETS = {"+": 5, "-": 6, "*": 7, "(": 8, ")": 9}  # modular_arithmetic_brackets
+_EQUATION = {"+": 5, "-": 6, "(": 7, ")": 8, "x": 9, "=": 10}  # solve_equation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,45 +167,57 @@ def _stack_solve(x):
     return _terminated(stack[::-1], n + 1)
 
 
-def _expression(rng, n) -> tuple[str, int]:
-    """A random bracketed +/- expression mod 5 of exactly ``n`` characters and its value."""
+def _expression(rng, n: int, mult: bool) -> tuple[str, int]:
+    """A random bracketed expression mod 5 of exactly ``n`` characters and its value: a digit
+    ``d``, ``-d``, ``(d)``, ``(-d)`` for n <= 4, else ``(L op R)`` with ``|L|`` uniform in
+    1..n-4 and ``op`` uniform over ``+ -`` (and ``*`` with ``mult``), as in the reference."""
     d = int(rng.integers(0, MOD))
     if n <= 4:
         return [f"{d}", f"-{d}", f"({d})", f"(-{d})"][n - 1], [d, -d, d, -d][n - 1] % MOD
     left = int(rng.integers(1, n - 3))
-    (ls, lv), (rs, rv) = _expression(rng, left), _expression(rng, n - 3 - left)
-    if rng.integers(0, 2) == 0:
-        return f"({ls}+{rs})", (lv + rv) % MOD
-    return f"({ls}-{rs})", (lv - rv) % MOD
+    (ls, lv), (rs, rv) = _expression(rng, left, mult), _expression(rng, n - 3 - left, mult)
+    op = "+-*"[int(rng.integers(0, 3 if mult else 2))]
+    return f"({ls}{op}{rs})", {"+": lv + rv, "-": lv - rv, "*": lv * rv}[op] % MOD
 
 
-def _encode(text: str) -> list[int]:
-    return [int(c) if c.isdigit() else _BRACKETS[c] for c in text]
+def _encode(text: str, alphabet: dict[str, int]) -> list[int]:
+    return [int(c) if c.isdigit() else alphabet[c] for c in text]
+
+
+def _decode(x: Sequence[int], alphabet: dict[str, int]) -> str:
+    chars = {v: k for k, v in alphabet.items()}
+    return "".join(str(t) if t < MOD else chars[t] for t in x)
 
 
 def _brackets_gen(rng, n):
-    return _encode(_expression(rng, n)[0])
+    return _encode(_expression(rng, n, mult=True)[0], _BRACKETS)
 
 
 def _brackets_solve(x):
-    text = "".join(str(t) if t < MOD else "+-()x="[t - PLUS] for t in x)
-    return [eval(text) % MOD]  # noqa: S307 - digits, + - and brackets only
+    return [eval(_decode(x, _BRACKETS)) % MOD]  # noqa: S307 - digits, + - * and brackets only
+
+
+def _equation(expr: str, value: int, start: int) -> str:
+    """``expr = value`` with the digit at or cyclically after position ``start`` replaced by
+    ``x`` (the reference's placement: a uniform ``start``, so a digit after a long run of
+    brackets and operators is chosen more often than one after another digit)."""
+    i = start
+    while not expr[i].isdigit():
+        i = (i + 1) % len(expr)
+    return f"{expr[:i]}x{expr[i + 1 :]}={value}"
 
 
 def _equation_gen(rng, n):
     if n < 3:
         return [0] * n
-    expr, value = _expression(rng, n - 2)
-    digits = [i for i, c in enumerate(expr) if c.isdigit()]
-    i = digits[int(rng.integers(0, len(digits)))]
-    return _encode(expr[:i] + "x" + expr[i + 1 :] + "=" + str(value))
+    expr, value = _expression(rng, n - 2, mult=False)  # the reference: no '*', one solution
+    return _encode(_equation(expr, value, int(rng.integers(0, n - 2))), _EQUATION)
 
 
 def _equation_solve(x):
     if len(x) < 3:
         return [0]
-    text = "".join(str(t) if t < MOD else "+-()x="[t - PLUS] for t in x)
-    lhs, rhs = text.split("=")
+    lhs, rhs = _decode(x, _EQUATION).split("=")
     (answer,) = [v for v in range(MOD) if eval(lhs.replace("x", str(v))) % MOD == int(rhs)]  # noqa: S307
     return [answer]
 
@@ -357,8 +375,8 @@ def _missing_draw(key, n, B, N):
 def _odds_first_draw(key, n, B, N):
     x = _rand_bits(key, B, N)
     j = _positions(N)
-    odd = (n + 1) // 2  # 1-indexed odd positions: w1 w3 w5 ...
-    return x, _gather(x, jnp.where(j < odd, 2 * j, 2 * (j - odd) + 1))
+    first = n // 2  # the reference code: 0-indexed odd positions first, x[1::2] + x[::2]
+    return x, _gather(x, jnp.where(j < first, 2 * j + 1, 2 * (j - first)))
 
 
 def _nonzero_bits(key, B, N, width):
@@ -425,7 +443,9 @@ def _multiplication_draw(key, n, B, N):
 
 def _bucket_sort_draw(key, n, B, N):
     x = _rand_bits(key, B, N, 5)
-    return x, jnp.sort(jnp.where(_positions(N) < n, x, 5), axis=1)
+    pos = _positions(N)
+    y = jnp.sort(jnp.where(pos < n, x, 5), axis=1)  # padding sorts last ...
+    return x, jnp.where(pos < n, y, 0)  # ... and is then replaced by a valid class
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,7 +488,7 @@ def _odd(n):
 TASKS: dict[str, Task] = {t.name: t for t in [
     # name, level, |V|, |C|, |y|(n), generate, solve, draw
     Task("even_pairs", "R", 2, 2, _one, _bits, _even_pairs_solve, _even_pairs_draw),
-    Task("modular_arithmetic", "R", 8, MOD, _one, _arith_gen, _arith_solve, _arith_draw,
+    Task("modular_arithmetic", "R", 9, MOD, _one, _arith_gen, _arith_solve, _arith_draw,
          in_len=_odd),
     Task("parity_check", "R", 2, 2, _one, _bits, lambda x: [sum(x) % 2], _parity_draw),
     Task("cycle_navigation", "R", 3, MOD, _one, _symbols(3),
@@ -480,7 +500,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("solve_equation", "DCF", 11, MOD, _one, _equation_gen, _equation_solve, None),
     Task("duplicate_string", "CS", 2, 2, _twice, _bits, lambda x: x + x, _duplicate_draw),
     Task("missing_duplicate", "CS", 4, 2, _one, _missing_gen, _missing_solve, _missing_draw),
-    Task("odds_first", "CS", 2, 2, _self, _bits, lambda x: x[::2] + x[1::2], _odds_first_draw),
+    Task("odds_first", "CS", 2, 2, _self, _bits, lambda x: x[1::2] + x[::2], _odds_first_draw),
     Task("binary_addition", "CS", 3, 3, _plus_one, _addition_gen, _addition_solve,
          _addition_draw, terminated=True),
     Task("binary_multiplication", "CS", 3, 3, _self, _addition_gen, _multiplication_solve,
@@ -531,6 +551,7 @@ def layout(task: Task, x: Array, y: Array, n) -> Batch:
     tape = jnp.where(p < L[:, None], jnp.pad(x, ((0, 0), (0, M))), blank)
     j = _positions(M)
     loss_mask = j < m[:, None]
+    y = jnp.where(loss_mask, y, 0)  # a valid class in the padding: no out-of-range lookups
     acc_mask = loss_mask
     if task.terminated:  # score up to and including the first end token
         end = jnp.argmax(y == 2, axis=1)
@@ -582,8 +603,13 @@ def pool_draw(pool: Batch, key: Array, n, batch: int) -> Batch:
 
 
 def outputs(model, params, batch: Batch) -> Array:
-    """Logits on the output positions, ``[B, M, C]``."""
-    logits = model.apply(params, jax.nn.one_hot(batch.tape, model.input_size))[0]
+    """Logits on the output positions, ``[B, M, C]``.
+
+    The reference's head (``models/rnn.py``): a linear layer on ``relu`` of the last layer's
+    outputs, so this runs the model's layers and applies ``params["readout"]`` itself."""
+    xs = jax.nn.one_hot(batch.tape, model.input_size)
+    hs = stack(model.cells, params["layers"], xs)[1]
+    logits = jax.nn.relu(hs) @ params["readout"]["W"] + params["readout"]["b"]
     idx = batch.start[:, None] + _positions(batch.y.shape[1])
     return _gather_rows(logits, idx)
 
@@ -594,16 +620,62 @@ def _gather_rows(logits, idx):
 
 
 def loss(model, params, batch: Batch) -> Array:
-    """Cross-entropy per output token, averaged over the valid ones."""
+    """Cross-entropy per output token, averaged over the valid ones (every output position,
+    the padding after a termination token included, as in the reference)."""
     logp = jax.nn.log_softmax(outputs(model, params, batch))
     nll = -jnp.take_along_axis(logp, batch.y[..., None], -1)[..., 0]
-    return jnp.sum(nll * batch.loss_mask) / jnp.sum(batch.loss_mask)
+    return jnp.sum(jnp.where(batch.loss_mask, nll, 0.0)) / jnp.sum(batch.loss_mask)
+
+
+def hits(logits: Array, batch: Batch) -> tuple[Array, Array]:
+    """Scoring from logits ``[B, M, C]``: ``(right [B], scored [B])``, the number of
+    arg-max-correct tokens and of scored tokens (``acc_mask``) in each sequence."""
+    right = (jnp.argmax(logits, -1) == batch.y) & batch.acc_mask
+    return jnp.sum(right, 1), jnp.sum(batch.acc_mask, 1)
 
 
 def accuracy(model, params, batch: Batch) -> Array:
     """Per-token accuracy of each sequence on its scored positions, ``[B]``."""
-    right = jnp.argmax(outputs(model, params, batch), -1) == batch.y
-    return jnp.sum(right * batch.acc_mask, 1) / jnp.maximum(jnp.sum(batch.acc_mask, 1), 1)
+    right, scored = hits(outputs(model, params, batch), batch)
+    return right / jnp.maximum(scored, 1)
+
+
+def by_length(right: Array, scored: Array, n_lengths: int) -> Array:
+    """Accuracy at each length, ``[..., n_lengths]``, from ``right, scored [..., L * K]`` (K
+    strings per length, in length order): correct over scored tokens pooled over the K strings,
+    like the reference's ``accuracy_fn`` on a batch of one length (a string with a longer
+    output weighs more; for fixed-length outputs this is the mean per-string accuracy)."""
+    shape = right.shape[:-1] + (n_lengths, -1)
+    total = np.asarray(scored).reshape(shape).sum(-1)
+    return np.asarray(right).reshape(shape).sum(-1) / np.maximum(total, 1)
+
+
+def reference_init(model, key: Array) -> Any:
+    """Params initialized like the reference's Haiku model: for ``LSTM`` (forget gate, no
+    peepholes or projection) and ``RNN`` layers, weights ~ N(0, 1/fan_in) truncated at 2 std
+    (``hk.Linear``; the LSTM's fan-in is ``input + hidden``, one linear map on ``[x, h]``),
+    zero biases, and ``hk.LSTM``'s forget bias of +1 put in ``b_f`` (the cell's
+    ``forget_bias``); the readout likewise. Other cells keep ``model.init``'s values."""
+    params = model.init(key)
+    keys = iter(jax.random.split(key, 2 * len(model.cells) + 1))
+
+    def normal(k, fan_in, shape):
+        return jax.random.truncated_normal(k, -2.0, 2.0, shape) / math.sqrt(fan_in)
+
+    layers = []
+    for cell, p, size in zip(model.cells, params["layers"], model.layer_input_sizes):
+        k1, k2 = next(keys), next(keys)
+        H = cell.hidden_size
+        if isinstance(cell, LSTM) and cell.forget_gate and not cell.peephole and not cell.proj_size:
+            fan = size + H
+            b = jnp.zeros(4 * H).at[H : 2 * H].set(cell.forget_bias)
+            p = dict(p, W_ih=normal(k1, fan, (size, 4 * H)), W_hh=normal(k2, fan, (H, 4 * H)), b=b)
+        elif isinstance(cell, RNN):
+            p = dict(p, W_ih=normal(k1, size, (size, H)), W_hh=normal(k2, H, (H, H)), b=0 * p["b"])
+        layers.append(p)
+    W = params["readout"]["W"]
+    readout = {"W": normal(next(keys), W.shape[0], W.shape), "b": 0 * params["readout"]["b"]}
+    return dict(params, layers=layers, readout=readout)
 
 
 def problem(task: Task, model, *, batch: int, optimizer, train_max: int, seed: int = 0):
@@ -625,9 +697,9 @@ def problem(task: Task, model, *, batch: int, optimizer, train_max: int, seed: i
 
     return Problem(
         init=lambda key, hp: (
-            model.with_forget_bias(model.init(key), hp["forget_bias"])
+            model.with_forget_bias(reference_init(model, key), hp["forget_bias"])
             if "forget_bias" in hp
-            else model.init(key)
+            else reference_init(model, key)
         ),
         sample=draw,
         loss=stateless(lambda params, b, hp: loss(model, params, b)),
@@ -650,10 +722,10 @@ def generalization(
     lengths (one padded program per bucket)."""
     lengths = list(lengths)
     # members one after another (lax.map): memory stays that of one member on long tapes
-    run = jax.jit(lambda ps, b: jax.lax.map(lambda p: accuracy(model, p, b), ps))
+    run = jax.jit(lambda ps, b: jax.lax.map(lambda p: hits(outputs(model, p, b), b), ps))
     scores = []
     for i in range(0, len(lengths), bucket):
         part = lengths[i : i + bucket]
-        acc = run(params, reference(task, part, per_length, seed + i))
-        scores.append(np.asarray(acc).reshape(acc.shape[0], len(part), per_length).mean(-1))
+        right, scored = run(params, reference(task, part, per_length, seed + i))
+        scores.append(by_length(right, scored, len(part)))
     return np.concatenate(scores, 1)
