@@ -2,8 +2,6 @@
 resume, reproducible compiled sampling, CLI errors."""
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -129,54 +127,3 @@ def test_resume_gives_the_same_numbers_and_sampling_is_reproducible(tmp_path):
     top1 = charlm.generate(model, params, prompt, 40, jax.random.key(3), 0.8, 1)
     top1_again = charlm.generate(model, params, prompt, 40, jax.random.key(4), 0.8, 1)
     np.testing.assert_array_equal(top1, top1_again)  # top-k = 1 is greedy: keys do not matter
-
-
-def test_cli_train_sample_and_errors(tmp_path):
-    corpus_file = tmp_path / "c.txt"
-    corpus_file.write_text(TEXT)
-    script = str(ROOT / "experiments" / "charlm.py")
-
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, script, *args], capture_output=True, text=True, timeout=600
-        )
-
-    out = tmp_path / "run"
-    proc = run(
-        "train",
-        "--corpus",
-        str(corpus_file),
-        "--steps",
-        "40",
-        "--eval-every",
-        "20",
-        "--hidden",
-        "32",
-        "--layers",
-        "1",
-        "--seq",
-        "16",
-        "--batch",
-        "4",
-        "--out",
-        str(out),
-        "--no-progress",
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "bits/char" in proc.stdout
-    for name in ("config.json", "vocab.json", "metrics.jsonl", "learning_curves.png"):
-        assert (out / name).stat().st_size > 0
-    s = run("sample", "--run", str(out), "--prompt", "the", "--length", "30")
-    assert s.returncode == 0 and s.stdout.startswith("the") and len(s.stdout.rstrip("\n")) >= 33
-    bad = run("sample", "--run", str(out), "--prompt", "Zé")
-    assert (
-        bad.returncode == 2
-        and "the prompt has characters not in the vocabulary: 'Zé'" in (bad.stderr)
-        and "Traceback" not in bad.stderr
-    )
-    short = tmp_path / "s.txt"
-    short.write_text("abc")
-    bad = run("train", "--corpus", str(short))
-    assert bad.returncode == 2 and "too short" in bad.stderr
-    bad = run("train", "--corpus", str(tmp_path / "nope.txt"))
-    assert bad.returncode == 2 and "does not exist" in bad.stderr

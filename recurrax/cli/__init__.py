@@ -137,13 +137,12 @@ def study_folder(args: argparse.Namespace, study: str) -> Path:
         raise ValueError(f"cannot resume: {path} is unreadable") from None
     if not isinstance(old, dict) or old.get("study") != study:
         raise ValueError(f"cannot resume: {out} holds a {old.get('study')!r} study, not {study}")
-    if old["flags"] != flags:
-        k = sorted(
-            k for k in set(old["flags"]) | set(flags) if old["flags"].get(k) != flags.get(k)
-        )[0]
+    new = record["flags"]
+    if old["flags"] != new:
+        k = sorted(k for k in set(old["flags"]) | set(new) if old["flags"].get(k) != new.get(k))[0]
         raise ValueError(
             f"cannot resume {out}: it was made with other flags "
-            f"(--{k.replace('_', '-')}: {old['flags'].get(k)!r} there, {flags.get(k)!r} now)"
+            f"(--{k.replace('_', '-')}: {old['flags'].get(k)!r} there, {new.get(k)!r} now)"
         )
     return out
 

@@ -608,7 +608,7 @@ def outputs(model, params, batch: Batch) -> Array:
     The reference's head (``models/rnn.py``): a linear layer on ``relu`` of the last layer's
     outputs, so this runs the model's layers and applies ``params["readout"]`` itself."""
     xs = jax.nn.one_hot(batch.tape, model.input_size)
-    hs = stack(model.cells, params["layers"], xs)[1]
+    hs = stack(model.cells, params["layers"], xs)[0]
     logits = jax.nn.relu(hs) @ params["readout"]["W"] + params["readout"]["b"]
     idx = batch.start[:, None] + _positions(batch.y.shape[1])
     return _gather_rows(logits, idx)
