@@ -41,14 +41,14 @@ for name, cell in {
         steps=STEPS,
         eval_every=50,
         chunk_evals=8,
-        target_metric="train_acc",
+        target_metric="train_acc_strict",
         target=1.0,
         stop_on_target=False,
     )
     r = runs.train(
         problem, config, engine.members(SEEDS, {}, {"lr": 0.02, "forget_bias": 0.0}), progress=False
     )
-    ranges, strict = formal.generalization(model, r.state.params, lang, N_TEST)
+    ranges = formal.generalization(model, r.state.params, lang, N_TEST)["strict"]
     results[name] = (model, r, ranges)
     solved = np.mean([s["reached"] is not None for s in r.summary])
     print(
@@ -84,8 +84,6 @@ plots.mechanics(
     np.asarray(jax.nn.sigmoid(logits[0, :L])),
     np.asarray(formal.legal_next(lang, tokens)[0, :L]),
     lang.vocab,
-    "mechanics.png",
 )
 fits = counters.fit_counters(layer["c"], text, lang.alphabet)
 print(counters.report(fits))
-os.remove("mechanics.png")

@@ -53,7 +53,7 @@ def run(task, steps, lr):
 
 
 # %%
-run(memory.Task("adding", T_ADD), STEPS, 1e-2)
+run(memory.adding(T_ADD), STEPS, 1e-2)
 
 # %%
-run(memory.Task("copy", T_COPY), STEPS, 1e-2)
+run(memory.copy(T_COPY), STEPS, 1e-2)

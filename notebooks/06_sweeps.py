@@ -30,7 +30,7 @@ print(len(table), "members, e.g.", table[0], table[-1])
 # %%
 out = Path(tempfile.mkdtemp()) / "sweep"
 config = engine.Config(
-    steps=STEPS, eval_every=50, chunk_evals=2, target_metric="train_acc", target=1.0
+    steps=STEPS, eval_every=50, chunk_evals=2, target_metric="train_acc_strict", target=1.0
 )
 result = runs.train(problem, config, table, out=out, run_config={"notebook": "06"}, progress=False)
 print(sorted(p.name for p in out.iterdir()))
