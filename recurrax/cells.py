@@ -86,9 +86,11 @@ class _Cell:
 
     @property
     def output_size(self) -> int:
+        """Y, the size of ``y`` and of ``h``."""
         return self.hidden_size
 
     def shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        """The shape of every param for inputs ``[..., input_size]``."""
         raise NotImplementedError
 
     def check_params(self, params: Any, input_size: int | None = None) -> None:
@@ -117,13 +119,23 @@ class _Cell:
 
 @dataclasses.dataclass(frozen=True)
 class RNN(_Cell):
-    r"""Elman RNN (Elman 1990): ``h' = φ(x W_ih + h W_hh + b)``, φ = tanh or relu.
+    r"""Elman RNN (Elman 1990), the "vanilla" recurrent network.
+
+    .. math::
+        h' = φ(x W_{ih} + h W_{hh} + b),\quad y = h'
+
+    with φ = tanh, or relu (Le et al. 2015 use relu with an identity-initialized ``W_hh``).
+
+    Attributes:
+      hidden_size: H, the number of units.
+      nonlinearity: φ, ``"tanh"`` (default) or ``"relu"``.
+      input_init, recurrent_init: initializers of ``W_ih`` and ``W_hh`` (module docstring).
 
     Params: ``W_ih [I, H]``, ``W_hh [H, H]``, ``b [H]``. Carry: ``h [..., H]``.
 
     >>> cell = RNN(8, nonlinearity="relu")
     >>> params = cell.init(jax.random.key(0), 3)
-    >>> h, y = cell.step(params, cell.initial_carry((2,)), jnp.ones((2, 3)))
+    >>> h, y = cell.step(params, cell.initial_carry((2,)), jnp.ones((2, 3)))  # y: [2, 8]
     """
 
     nonlinearity: str = "tanh"
@@ -137,6 +149,8 @@ class RNN(_Cell):
         return {"W_ih": (input_size, H), "W_hh": (H, H), "b": (H,)}
 
     def init(self, key: Array, input_size: int, dtype=jnp.float32) -> Params:
+        """Params for inputs ``[..., input_size]``: a dict of arrays, shapes in the class
+        docstring (:meth:`shapes`)."""
         k1, k2, k3 = jax.random.split(key, 3)
         H = self.hidden_size
         return {
@@ -146,9 +160,14 @@ class RNN(_Cell):
         }
 
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype=jnp.float32) -> Array:
+        """The zero carry for a batch ``batch_shape`` (e.g. ``(B,)``): shapes in the class
+        docstring."""
         return jnp.zeros((*batch_shape, self.hidden_size), dtype)
 
     def step(self, params: Params, h: Array, x: Array, internals: bool = False):
+        """One time step: ``x [..., I]`` and the carry -> ``(carry, y [..., Y])``; with
+        ``internals``, also a dict of the step's gates and states, each ``[..., H]``. No checks
+        beyond the params' shapes: :func:`recurrax.unroll` validates once for all steps."""
         self._check_x(params, x)
         h = ACTIVATIONS[self.nonlinearity](x @ params["W_ih"] + h @ params["W_hh"] + params["b"])
         return (h, h, {"h": h}) if internals else (h, h)
@@ -165,8 +184,16 @@ class GRU(_Cell):
     The reset gate multiplies ``h W_hn + b_hn`` (not ``h`` itself, as in the paper); this is
     what ``torch.nn.GRU`` and Flax ``GRUCell`` compute.
 
+    Attributes:
+      hidden_size: H, the number of units.
+      input_init, recurrent_init: initializers of ``W_ih`` and ``W_hh`` (module docstring).
+
     Params: ``W_ih [I, 3H]``, ``W_hh [H, 3H]`` (gate order r, z, n), ``b [3H]`` (input-side and
     r, z biases), ``b_hn [H]``. Carry: ``h [..., H]``.
+
+    >>> cell = GRU(16)
+    >>> params = cell.init(jax.random.key(0), 4)
+    >>> h, y = cell.step(params, cell.initial_carry((8,)), jnp.ones((8, 4)))  # y: [8, 16]
     """
 
     def shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
@@ -174,6 +201,8 @@ class GRU(_Cell):
         return {"W_ih": (input_size, 3 * H), "W_hh": (H, 3 * H), "b": (3 * H,), "b_hn": (H,)}
 
     def init(self, key: Array, input_size: int, dtype=jnp.float32) -> Params:
+        """Params for inputs ``[..., input_size]``: a dict of arrays, shapes in the class
+        docstring (:meth:`shapes`)."""
         k1, k2, k3, k4 = jax.random.split(key, 4)
         H = self.hidden_size
         return {
@@ -184,9 +213,14 @@ class GRU(_Cell):
         }
 
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype=jnp.float32) -> Array:
+        """The zero carry for a batch ``batch_shape`` (e.g. ``(B,)``): shapes in the class
+        docstring."""
         return jnp.zeros((*batch_shape, self.hidden_size), dtype)
 
     def step(self, params: Params, h: Array, x: Array, internals: bool = False):
+        """One time step: ``x [..., I]`` and the carry -> ``(carry, y [..., Y])``; with
+        ``internals``, also a dict of the step's gates and states, each ``[..., H]``. No checks
+        beyond the params' shapes: :func:`recurrax.unroll` validates once for all steps."""
         self._check_x(params, x)
         xr, xz, xn = jnp.split(x @ params["W_ih"] + params["b"], 3, axis=-1)
         hr, hz, hn = jnp.split(h @ params["W_hh"], 3, axis=-1)
@@ -264,6 +298,8 @@ class LSTM(_Cell):
         return shapes
 
     def init(self, key: Array, input_size: int, dtype=jnp.float32) -> Params:
+        """Params for inputs ``[..., input_size]``: a dict of arrays, shapes in the class
+        docstring (:meth:`shapes`)."""
         H, G, P = self.hidden_size, len(self.gates), self.output_size
         k1, k2, k3, k4, k5 = jax.random.split(key, 5)
         b = _uniform(k3, (G * H,), H, dtype)
@@ -296,12 +332,17 @@ class LSTM(_Cell):
         return {**params, "b": params["b"].at[:H].set(-b_f).at[H : 2 * H].set(b_f)}
 
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype=jnp.float32) -> LSTMState:
+        """The zero carry for a batch ``batch_shape`` (e.g. ``(B,)``): shapes in the class
+        docstring."""
         return LSTMState(
             h=jnp.zeros((*batch_shape, self.output_size), dtype),
             c=jnp.zeros((*batch_shape, self.hidden_size), dtype),
         )
 
     def step(self, params: Params, carry: LSTMState, x: Array, internals: bool = False):
+        """One time step: ``x [..., I]`` and the carry -> ``(carry, y [..., Y])``; with
+        ``internals``, also a dict of the step's gates and states, each ``[..., H]``. No checks
+        beyond the params' shapes: :func:`recurrax.unroll` validates once for all steps."""
         self._check_x(params, x)
         h, c = carry
         z = dict(
