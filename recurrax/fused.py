@@ -1,123 +1,183 @@
-"""The plain LSTM unroll with a hand-written backward pass (``jax.custom_vjp``).
+"""Unrolls with a hand-written backward pass (``jax.custom_vjp``) for every cell.
 
 Autodiff of ``lax.scan`` accumulates the weight gradients inside the reverse loop, one small
-outer product per step, and keeps the elementwise gate work in many separate ops. Fused RNN
-kernels (cuDNN, PyTorch's CPU ``nn.LSTM``) do better, and so does this module:
+outer product per step per weight, and saves every intermediate of the step. Fused RNN kernels
+(cuDNN, PyTorch's CPU ``nn.LSTM``) do better, and so does this module. Every cell's step splits
+into two matmuls shared by all cells and an elementwise part of its own:
 
-- forward: the scan stores the gate activations ``[T, B, 4H]`` and cell states ``[T, B, H]``;
-- backward: a reverse scan carries only ``(dh, dc)`` and emits the gate pre-activation
-  gradients ``dz [T, B, 4H]``;
-- then the weight and input gradients are single large matmuls over all steps:
-  ``dW_ih = Σ_t x_tᵀ dz_t``, ``dW_hh = Σ_t h_{t-1}ᵀ dz_t``, ``dx = dz W_ihᵀ``.
+    zx_t = x_t W_ih + b                      [B, G·H]
+    zh_t = h_{t-1} W_hh                      [B, G·H]
+    (carry_t, y_t) = pointwise(s, z_t, carry_{t-1})
 
-The gradients equal autodiff's (``tests/test_fused.py``).
+with ``z_t = zx_t + zh_t`` for the RNN and the LSTM, and ``z_t = (zx_t, zh_t)`` for the GRU
+(its reset gate multiplies ``h W_hn + b_hn`` alone). ``s`` are the cell's small params, every
+param but ``W_ih, W_hh, b``: the GRU's ``b_hn``; the LSTM's peepholes ``p_i, p_f, p_o [H]`` and
+projection ``W_hr [H, P]``. Steps past a sequence's length (mask ``m_t = t < length``) keep the
+carry and output zeros; the mask is part of ``pointwise``, so its VJP handles padding too.
+
+- forward: the scan saves ``z_t`` and ``carry_{t-1}`` for every step;
+- backward: a reverse scan carries only ``(d carry, d s)``. Per step it takes the VJP of
+  ``pointwise`` alone (elementwise, recomputed from ``z_t``; autodiff writes it) for the
+  cotangents ``(d carry_t, dy_t)``, which gives ``dz_t``, ``d s_t`` and the direct part of
+  ``d carry_{t-1}``; the recurrent part is ``dh_{t-1} += dzh_t W_hhᵀ``;
+- then the big gradients are single matmuls over all ``T·B`` rows:
+  ``dW_ih = Σ_t x_tᵀ dzx_t``, ``dW_hh = Σ_t h_{t-1}ᵀ dzh_t``, ``db = Σ_t dzx_t``,
+  ``dx_t = dzx_t W_ihᵀ`` (``dzx = dzh = dz`` for the RNN and LSTM).
+
+The small-param gradients ``d s`` are summed over steps inside the reverse scan, as autodiff
+does (for ``W_hr`` that is one ``[H, P]`` outer product per step). The gradients equal
+autodiff's of the per-step ``cell.step`` scan (``tests/test_fused.py``, every variant). Being a
+``custom_vjp``, :func:`scan` has no forward-mode derivative (``jax.jvp``); use ``cell.step``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from recurrax.cells import LSTM, LSTMState, Params
+from recurrax.cells import ACTIVATIONS, GRU, LSTM, RNN, LSTMState, Params
 
 Array = jax.Array
+Carry = Any  # h [B, H] (RNN, GRU) or LSTMState(h [B, P], c [B, H])
+Pointwise = Callable[[Params, Any, Carry], tuple[Carry, Array]]
+
+_SHARED = ("W_ih", "W_hh", "b")
 
 
 def supports(cell) -> bool:
-    """Whether ``cell`` is the plain LSTM this module implements."""
-    return (
-        isinstance(cell, LSTM)
-        and cell.forget_gate
-        and not cell.peephole
-        and not cell.proj_size
-        and cell.output_activation == "tanh"
-    )
+    """Whether :func:`scan` implements ``cell`` (every cell in :mod:`recurrax.cells`)."""
+    return isinstance(cell, (RNN, GRU, LSTM))
 
 
-def _gate_scale(H: int, g_scale: float, dtype) -> Array:
-    """``[4H]``: 1 for the sigmoid gates, ``g_scale`` for the g block, so that one sigmoid over
-    all gates serves for ``g = tanh(z) = 2σ(2z) - 1`` too (one elementwise pass, no concat)."""
-    return jnp.ones((4, H), dtype).at[2].set(g_scale).reshape(-1)
+def _h(carry: Carry) -> Array:
+    """The hidden state that multiplies ``W_hh``."""
+    return carry.h if isinstance(carry, LSTMState) else carry
 
 
-def _forward(params: Params, carry: LSTMState, xs: Array, lengths: Array | None, unroll: int):
-    W_ih, W_hh, b = params["W_ih"], params["W_hh"], params["b"]
-    H = W_hh.shape[0]
-    scale = _gate_scale(H, 2.0, xs.dtype)
+def _add_h(carry: Carry, dh: Array) -> Carry:
+    return carry._replace(h=carry.h + dh) if isinstance(carry, LSTMState) else carry + dh
+
+
+def _pointwise(cell) -> Pointwise:
+    """``(s, z, carry) -> (carry', y)``: the cell's step after its two matmuls (see above)."""
+    if isinstance(cell, RNN):
+        act = ACTIVATIONS[cell.nonlinearity]
+
+        def rnn(s, z, h):
+            h = act(z)
+            return h, h
+
+        return rnn
+
+    if isinstance(cell, GRU):
+
+        def gru(s, z, h):
+            xr, xz, xn = jnp.split(z[0], 3, axis=-1)
+            hr, hz, hn = jnp.split(z[1], 3, axis=-1)
+            r = jax.nn.sigmoid(xr + hr)
+            u = jax.nn.sigmoid(xz + hz)
+            n = jnp.tanh(xn + r * (hn + s["b_hn"]))
+            h = (1 - u) * n + u * h
+            return h, h
+
+        return gru
+
+    psi = ACTIVATIONS[cell.output_activation]
+
+    def lstm(s, z, carry):
+        _, c = carry
+        z = dict(zip(cell.gates, jnp.split(z, len(cell.gates), axis=-1)))
+        if cell.peephole:
+            z["i"] = z["i"] + s["p_i"] * c
+            if cell.forget_gate:
+                z["f"] = z["f"] + s["p_f"] * c
+        i, g = jax.nn.sigmoid(z["i"]), jnp.tanh(z["g"])
+        c = jax.nn.sigmoid(z["f"]) * c + i * g if cell.forget_gate else c + i * g
+        o = jax.nn.sigmoid(z["o"] + s["p_o"] * c if cell.peephole else z["o"])
+        h = o * psi(c)
+        if cell.proj_size:
+            h = h @ s["W_hr"]
+        return LSTMState(h, c), h
+
+    return lstm
+
+
+def _masked(pointwise: Pointwise, s: Params, z, carry: Carry, m: Array | None):
+    """``pointwise``, except that where ``m [B]`` is False the carry is kept and y is zero."""
+    new, y = pointwise(s, z, carry)
+    if m is None:
+        return new, y
+    keep = lambda n, o: jnp.where(m.reshape(-1, *[1] * (n.ndim - 1)), n, o)  # noqa: E731
+    return jax.tree.map(keep, new, carry), jnp.where(m[:, None], y, 0)
+
+
+def _forward(cell, params: Params, carry: Carry, xs: Array, lengths: Array | None, unroll):
+    """``(final carry, ys [T, B, Y], residuals)``."""
+    W_ih, W_hh, b = (params[k] for k in _SHARED)
+    s = {k: v for k, v in params.items() if k not in _SHARED}
+    pointwise, apart = _pointwise(cell), isinstance(cell, GRU)
     mask = None if lengths is None else jnp.arange(xs.shape[0])[:, None] < lengths[None, :]
 
     def body(carry, inp):
-        h, c = carry
         x, m = inp
-        a = jax.nn.sigmoid((x @ W_ih + h @ W_hh + b) * scale)  # i, f, (g+1)/2, o
-        i, f, g, o = a[..., :H], a[..., H : 2 * H], 2 * a[..., 2 * H : 3 * H] - 1, a[..., 3 * H :]
-        c_new = f * c + i * g
-        h_new = o * jnp.tanh(c_new)
-        if m is not None:  # padded steps keep the carry and output zeros
-            m = m[:, None]
-            h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
-            return (h_new, c_new), (jnp.where(m, h_new, 0), a, c_new)
-        return (h_new, c_new), (h_new, a, c_new)
+        zx, zh = x @ W_ih + b, _h(carry) @ W_hh
+        z = (zx, zh) if apart else zx + zh
+        new, y = _masked(pointwise, s, z, carry, m)
+        return new, (y, z, carry)
 
-    final, (ys, acts, cs) = jax.lax.scan(body, tuple(carry), (xs, mask), unroll=unroll)
-    return LSTMState(*final), ys, (acts, cs, mask)
+    final, (ys, zs, carries) = jax.lax.scan(body, carry, (xs, mask), unroll=unroll)
+    return final, ys, (zs, carries, mask)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(4,))
-def lstm_scan(
-    params: Params, carry: LSTMState, xs: Array, lengths: Array | None, unroll: int = 1
-) -> tuple[LSTMState, Array]:
-    """Plain LSTM over time-major ``xs [T, B, I]`` with optional ``lengths [B]``.
+@partial(jax.custom_vjp, nondiff_argnums=(0, 5))
+def scan(
+    cell, params: Params, carry: Carry, xs: Array, lengths: Array | None = None, unroll: int = 1
+) -> tuple[Carry, Array]:
+    """``cell`` over time-major ``xs [T, B, I]`` with optional ``lengths [B]``.
 
-    Returns ``(final LSTMState, ys [T, B, H])``; steps past a sequence's length keep the
-    carry and output zeros, exactly like :func:`recurrax.unroll`.
+    Returns ``(final carry, ys [T, B, Y])``; steps past a sequence's length keep the carry and
+    output zeros, exactly like :func:`recurrax.unroll`. ``cell`` and ``unroll`` are static.
     """
-    final, ys, _ = _forward(params, carry, xs, lengths, unroll)
+    final, ys, _ = _forward(cell, params, carry, xs, lengths, unroll)
     return final, ys
 
 
-def _fwd(params, carry, xs, lengths, unroll):
-    final, ys, res = _forward(params, carry, xs, lengths, unroll)
-    return (final, ys), (params, carry, xs, ys, res)
+def _fwd(cell, params, carry, xs, lengths, unroll):
+    final, ys, res = _forward(cell, params, carry, xs, lengths, unroll)
+    return (final, ys), (params, xs, res)
 
 
-def _bwd(unroll, saved, cotangents):
-    params, (h0, c0), xs, ys, (acts, cs, mask) = saved
-    (dh_T, dc_T), dys = cotangents
+def _bwd(cell, unroll, saved, cotangents):
+    params, xs, (zs, carries, mask) = saved
+    d_final, dys = cotangents
     W_hh_T = params["W_hh"].T
-    H = W_hh_T.shape[1]
-    dscale = _gate_scale(H, 4.0, xs.dtype)  # d/dz of 2σ(2z) - 1 is 4σ(1 - σ)
-    # Padding only ever follows the real steps, so step t's previous state is step t-1's.
-    hs_prev = jnp.concatenate([h0[None], ys[:-1]])
-    cs_prev = jnp.concatenate([c0[None], cs[:-1]])
+    s = {k: v for k, v in params.items() if k not in _SHARED}
+    pointwise, apart = _pointwise(cell), isinstance(cell, GRU)
 
-    def body(carry, inp):
-        dh, dc = carry
-        dy, a, c, c_prev, m = inp
-        i, f, g, o = a[..., :H], a[..., H : 2 * H], 2 * a[..., 2 * H : 3 * H] - 1, a[..., 3 * H :]
-        tc = jnp.tanh(c)
-        dh_tot = dh + dy
-        dc_tot = dc + dh_tot * o * (1 - tc * tc)
-        d_act = jnp.concatenate([dc_tot * g, dc_tot * c_prev, dc_tot * i, dh_tot * tc], -1)
-        dz = d_act * a * (1 - a) * dscale
-        dh_prev, dc_prev = dz @ W_hh_T, dc_tot * f
-        if m is not None:
-            m = m[:, None]
-            dz = jnp.where(m, dz, 0)
-            dh_prev, dc_prev = jnp.where(m, dh_prev, dh), jnp.where(m, dc_prev, dc)
-        return (dh_prev, dc_prev), dz
+    def body(acc, inp):
+        d_carry, ds = acc
+        dy, z, carry, m = inp
+        _, vjp = jax.vjp(lambda s, z, c: _masked(pointwise, s, z, c, m), s, z, carry)
+        ds_t, dz, d_prev = vjp((d_carry, dy))
+        d_prev = _add_h(d_prev, (dz[1] if apart else dz) @ W_hh_T)
+        return (d_prev, jax.tree.map(jnp.add, ds, ds_t)), dz
 
-    (dh0, dc0), dz = jax.lax.scan(
-        body, (dh_T, dc_T), (dys, acts, cs, cs_prev, mask), reverse=True, unroll=unroll
+    init = (d_final, jax.tree.map(jnp.zeros_like, s))
+    (d_carry0, ds), dzs = jax.lax.scan(
+        body, init, (dys, zs, carries, mask), reverse=True, unroll=unroll
     )
+    dzx, dzh = dzs if apart else (dzs, dzs)
     grads = {
-        "W_ih": jnp.einsum("tbi,tbg->ig", xs, dz),
-        "W_hh": jnp.einsum("tbh,tbg->hg", hs_prev, dz),
-        "b": dz.sum((0, 1)),
+        "W_ih": jnp.einsum("tbi,tbg->ig", xs, dzx),
+        "W_hh": jnp.einsum("tbh,tbg->hg", _h(carries), dzh),
+        "b": dzx.sum((0, 1)),
+        **ds,
     }
-    return grads, LSTMState(dh0, dc0), dz @ params["W_ih"].T, None
+    return grads, d_carry0, dzx @ params["W_ih"].T, None
 
 
-lstm_scan.defvjp(_fwd, _bwd)
+scan.defvjp(_fwd, _bwd)
