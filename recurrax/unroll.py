@@ -25,7 +25,8 @@ def check_inputs(xs: Array, lengths: Array | None) -> tuple[int, int, int]:
         if not jnp.issubdtype(jnp.asarray(lengths).dtype, jnp.integer):
             raise TypeError(f"lengths must be integers, got dtype {jnp.asarray(lengths).dtype}")
         if not isinstance(lengths, jax.core.Tracer):
-            lo, hi = int(np.min(lengths)), int(np.max(lengths))
+            concrete = np.asarray(lengths)  # jnp arrays closed over by jit stay concrete
+            lo, hi = int(concrete.min()), int(concrete.max())
             if lo < 0 or hi > T:
                 raise ValueError(f"lengths must lie in [0, T={T}], got values in [{lo}, {hi}]")
     return B, T, F

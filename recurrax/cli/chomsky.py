@@ -7,7 +7,7 @@ cell. A task counts as solved by a cell when its best member scores >= 90%.
 
 The default is a CPU budget (hidden 64, 1,500 steps, learning rates 1e-3 3e-3 1e-2, 8 test
 strings per length), stated in the output; ``--paper`` gives the paper's (hidden 256,
-1,000,000 steps, learning rates 1e-4 3e-4 5e-4, 3 seeds) — a GPU job.
+1,000,000 steps, learning rates 1e-4 3e-4 5e-4, 10 seeds, 512 test strings per length) — a GPU job.
 
     recurrax chomsky                                   # all 15 tasks, RNN/LSTM/GRU
     recurrax chomsky --tasks parity_check reverse_string --cells lstm lstm-peephole
