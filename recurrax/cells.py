@@ -3,7 +3,7 @@
 A cell is a small immutable (hashable) object, usable as a static ``jit`` argument, with
 
 - ``init(key, input_size) -> params``: a plain dict of arrays with documented names and shapes;
-- ``initial_carry(batch_shape=(), dtype=float32) -> carry``;
+- ``initial_carry(batch_shape=(), dtype=None) -> carry``;
 - ``step(params, carry, x, internals=False) -> (carry, y)`` or ``(carry, y, internals)``.
 
 ``x`` is ``[..., I]`` with any leading batch dimensions. All gate weights of a cell live in one
@@ -15,6 +15,11 @@ Initializers (``input_init`` for ``W_ih``, ``recurrent_init`` for ``W_hh``):
 - ``"uniform"`` (default): PyTorch's ``U(-1/sqrt(H), 1/sqrt(H))``, also used for every bias;
 - ``"xavier"``: Glorot uniform, per gate block;
 - ``"orthogonal"``: an orthogonal matrix per gate block (Saxe et al. 2014).
+
+Precision, as Flax: ``param_dtype`` (default float32) is the dtype of the params ``init``
+makes; ``dtype`` (default None: promote inputs and params) the dtype every step computes in.
+``LSTM(256, dtype="bfloat16")`` computes in bfloat16 on float32 params; gradients come back
+in float32.
 """
 
 from __future__ import annotations
@@ -63,6 +68,17 @@ def _uniform(key: Array, shape: tuple[int, ...], hidden: int, dtype) -> Array:
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
+def _check_dtype(name: str, value: str | None) -> None:
+    if value is None and name == "dtype":
+        return
+    try:
+        jnp.dtype(value)
+    except TypeError:
+        raise ValueError(
+            f"{name} must name a dtype (e.g. 'float32', 'bfloat16'), got {value!r}"
+        ) from None
+
+
 def _check_choice(name: str, value: str, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
@@ -75,6 +91,8 @@ class _Cell:
     hidden_size: int
     input_init: str = "uniform"
     recurrent_init: str = "uniform"
+    dtype: str | None = None
+    param_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden_size, bool) or not isinstance(self.hidden_size, int):
@@ -83,6 +101,15 @@ class _Cell:
             raise ValueError(f"hidden_size must be positive, got {self.hidden_size}")
         _check_choice("input_init", self.input_init, INITIALIZERS)
         _check_choice("recurrent_init", self.recurrent_init, INITIALIZERS)
+        _check_dtype("dtype", self.dtype)
+        _check_dtype("param_dtype", self.param_dtype)
+
+    def compute_dtype(self, params: Params, x: Array) -> Any:
+        """The dtype a step computes in: ``dtype`` if set (mixed precision: bfloat16 compute
+        on float32 params), else the promotion of the inputs' and the params' dtypes."""
+        if self.dtype is not None:
+            return jnp.dtype(self.dtype)
+        return jnp.result_type(x.dtype, *(v.dtype for v in jax.tree.leaves(params)))
 
     @property
     def output_size(self) -> int:
@@ -148,9 +175,10 @@ class RNN(_Cell):
         H = self.hidden_size
         return {"W_ih": (input_size, H), "W_hh": (H, H), "b": (H,)}
 
-    def init(self, key: Array, input_size: int, dtype=jnp.float32) -> Params:
+    def init(self, key: Array, input_size: int, dtype: Any = None) -> Params:
         """Params for inputs ``[..., input_size]``: a dict of arrays, shapes in the class
-        docstring (:meth:`shapes`)."""
+        docstring (:meth:`shapes`), in ``dtype`` (default the cell\'s ``param_dtype``)."""
+        dtype = jnp.dtype(dtype or self.param_dtype)
         k1, k2, k3 = jax.random.split(key, 3)
         H = self.hidden_size
         return {
@@ -159,9 +187,10 @@ class RNN(_Cell):
             "b": _uniform(k3, (H,), H, dtype),
         }
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype=jnp.float32) -> Array:
+    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> Array:
         """The zero carry for a batch ``batch_shape`` (e.g. ``(B,)``): shapes in the class
-        docstring."""
+        docstring; in ``dtype`` (default the cell\'s ``dtype``, else float32)."""
+        dtype = jnp.dtype(dtype or self.dtype or "float32")
         return jnp.zeros((*batch_shape, self.hidden_size), dtype)
 
     def step(self, params: Params, h: Array, x: Array, internals: bool = False):
@@ -200,9 +229,10 @@ class GRU(_Cell):
         H = self.hidden_size
         return {"W_ih": (input_size, 3 * H), "W_hh": (H, 3 * H), "b": (3 * H,), "b_hn": (H,)}
 
-    def init(self, key: Array, input_size: int, dtype=jnp.float32) -> Params:
+    def init(self, key: Array, input_size: int, dtype: Any = None) -> Params:
         """Params for inputs ``[..., input_size]``: a dict of arrays, shapes in the class
-        docstring (:meth:`shapes`)."""
+        docstring (:meth:`shapes`), in ``dtype`` (default the cell\'s ``param_dtype``)."""
+        dtype = jnp.dtype(dtype or self.param_dtype)
         k1, k2, k3, k4 = jax.random.split(key, 4)
         H = self.hidden_size
         return {
@@ -212,9 +242,10 @@ class GRU(_Cell):
             "b_hn": _uniform(k4, (H,), H, dtype),
         }
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype=jnp.float32) -> Array:
+    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> Array:
         """The zero carry for a batch ``batch_shape`` (e.g. ``(B,)``): shapes in the class
-        docstring."""
+        docstring; in ``dtype`` (default the cell\'s ``dtype``, else float32)."""
+        dtype = jnp.dtype(dtype or self.dtype or "float32")
         return jnp.zeros((*batch_shape, self.hidden_size), dtype)
 
     def step(self, params: Params, h: Array, x: Array, internals: bool = False):
@@ -297,9 +328,10 @@ class LSTM(_Cell):
             shapes["W_hr"] = (H, P)
         return shapes
 
-    def init(self, key: Array, input_size: int, dtype=jnp.float32) -> Params:
+    def init(self, key: Array, input_size: int, dtype: Any = None) -> Params:
         """Params for inputs ``[..., input_size]``: a dict of arrays, shapes in the class
-        docstring (:meth:`shapes`)."""
+        docstring (:meth:`shapes`), in ``dtype`` (default the cell\'s ``param_dtype``)."""
+        dtype = jnp.dtype(dtype or self.param_dtype)
         H, G, P = self.hidden_size, len(self.gates), self.output_size
         k1, k2, k3, k4, k5 = jax.random.split(key, 5)
         b = _uniform(k3, (G * H,), H, dtype)
@@ -331,9 +363,10 @@ class LSTM(_Cell):
         b_f = jnp.log(jax.random.uniform(key, (H,), params["b"].dtype, 1.0, t_max - 1.0))
         return {**params, "b": params["b"].at[:H].set(-b_f).at[H : 2 * H].set(b_f)}
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype=jnp.float32) -> LSTMState:
+    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> LSTMState:
         """The zero carry for a batch ``batch_shape`` (e.g. ``(B,)``): shapes in the class
-        docstring."""
+        docstring; in ``dtype`` (default the cell\'s ``dtype``, else float32)."""
+        dtype = jnp.dtype(dtype or self.dtype or "float32")
         return LSTMState(
             h=jnp.zeros((*batch_shape, self.output_size), dtype),
             c=jnp.zeros((*batch_shape, self.hidden_size), dtype),

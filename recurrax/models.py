@@ -40,6 +40,10 @@ class Model:
       dropout: rate of dropout between layers (as ``torch.nn.LSTM(dropout=p)``: not after the
         last layer), needs a key.
       many_to_one: read out only the last real step (``[B, O]``) instead of every step.
+      dtype: the dtype the whole model computes in (None: promote inputs and params), e.g.
+        ``"bfloat16"`` for mixed precision on float32 params.
+      param_dtype: the dtype of the embedding and readout params ``init`` makes (each cell's
+        own ``param_dtype`` sets its layer's).
     """
 
     cells: tuple[Cell, ...]
@@ -50,6 +54,8 @@ class Model:
     bidirectional: bool = False
     dropout: float = 0.0
     many_to_one: bool = False
+    dtype: str | None = None
+    param_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if not self.cells:
@@ -64,6 +70,8 @@ class Model:
             raise ValueError("vocab_size needs embed_size")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        _cells._check_dtype("dtype", self.dtype)
+        _cells._check_dtype("param_dtype", self.param_dtype)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description (run folders store it; :meth:`from_dict` rebuilds it)."""
@@ -88,15 +96,22 @@ class Model:
             sizes.append(cell.output_size * (2 if self.bidirectional else 1))
         return sizes
 
-    def init(self, key: Array, dtype=jnp.float32) -> Params:
+    def init(self, key: Array, dtype: Any = None) -> Params:
+        """Params (see the module docstring); embedding and readout in ``dtype`` (default
+        ``param_dtype``), each layer in its cell's ``param_dtype`` unless ``dtype`` is given."""
         keys = jax.random.split(key, len(self.cells) + 2)
+        cell_dtype, dtype = dtype, jnp.dtype(dtype or self.param_dtype)
         layers = []
         for cell, size, k in zip(self.cells, self.layer_input_sizes, keys):
             if self.bidirectional:
                 kf, kb = jax.random.split(k)
-                layers.append({"fw": cell.init(kf, size, dtype), "bw": cell.init(kb, size, dtype)})
+                pair = {
+                    "fw": cell.init(kf, size, cell_dtype),
+                    "bw": cell.init(kb, size, cell_dtype),
+                }
+                layers.append(pair)
             else:
-                layers.append(cell.init(k, size, dtype))
+                layers.append(cell.init(k, size, cell_dtype))
         Y = self.cells[-1].output_size * (2 if self.bidirectional else 1)
         bound = 1 / math.sqrt(Y)
         params = {
@@ -122,7 +137,7 @@ class Model:
             layers.append(p)
         return dict(params, layers=layers)
 
-    def initial_carry(self, batch_size: int, dtype=jnp.float32) -> list[Any]:
+    def initial_carry(self, batch_size: int, dtype: Any = None) -> list[Any]:
         """Zero carry for every layer (a ``(fw, bw)`` pair per layer when bidirectional)."""
         one = [cell.initial_carry((batch_size,), dtype) for cell in self.cells]
         return [(c, c) for c in one] if self.bidirectional else one
@@ -178,6 +193,10 @@ class Model:
         return self._run(params, inputs, carry, lengths, key, True)
 
     def _run(self, params, inputs, carry, lengths, key, internals):
+        if self.dtype is not None:
+            params = jax.tree.map(lambda v: v.astype(self.dtype), params)
+            if jnp.issubdtype(inputs.dtype, jnp.floating):
+                inputs = inputs.astype(self.dtype)
         xs = self.embed(params, inputs)
         check_inputs(xs, lengths)
         xs, carry, inner = _stack(

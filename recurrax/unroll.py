@@ -58,8 +58,11 @@ def _run(cell, params, xs, carry, lengths, reverse, internals, unroll):
     """``(ys, carry, internals or None)``: the one implementation behind the public unrolls."""
     B, T, F = check_inputs(xs, lengths)
     cell.check_params(params, F)
+    dtype = cell.compute_dtype(params, xs)  # one dtype for params, inputs and carry
+    params, xs = jax.tree.map(lambda v: v.astype(dtype), (params, xs))
     if carry is None:
-        carry = cell.initial_carry((B,), xs.dtype)
+        carry = cell.initial_carry((B,), dtype)
+    carry = jax.tree.map(lambda v: jnp.asarray(v).astype(dtype), carry)
     xs_t = jnp.swapaxes(xs, 0, 1)
     if reverse:
         xs_t = flip_padded(xs_t, lengths)
