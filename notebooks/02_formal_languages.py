@@ -5,10 +5,10 @@
 # tested far beyond. All seeds train at once in one compiled program.
 
 # %%
+# %matplotlib inline
 import os
 
 import jax
-import matplotlib.pyplot as plt
 import numpy as np
 
 from recurrax import LSTM, Model, engine, optim, plots, runs
@@ -16,7 +16,7 @@ from recurrax.analysis import counters
 from recurrax.tasks import formal
 
 QUICK = os.environ.get("RECURRAX_QUICK") == "1"
-SEEDS, STEPS, N_TEST = (16, 600, 100) if QUICK else (64, 2000, 1000)
+SEEDS, STEPS, N_TEST = (4, 200, 30) if QUICK else (64, 2000, 1000)
 lang = formal.get("anbncn")
 print(lang.decode(formal.range_strings(lang, 3)[2]))
 
@@ -56,14 +56,12 @@ for name, cell in {
         f" best {ranges.max()}, >= 10x: {np.mean(ranges >= 100):.0%}"
     )
 
+# %% [markdown]
+# Every seed's range, sorted (the `recurrax.plots` functions return a matplotlib `Figure`,
+# which a notebook shows as the cell's result; `path=` also saves it):
+
 # %%
-plt.figure(figsize=(6, 3.5))
-for name, (_, _, ranges) in results.items():
-    plt.plot(np.sort(ranges)[::-1], label=name)
-plt.yscale("symlog")
-plt.xlabel("seed (sorted)")
-plt.ylabel("generalization range N")
-plt.legend()
+plots.ranges({name: ranges for name, (_, _, ranges) in results.items()}, n_train=10)
 
 # %% [markdown]
 # ## Mechanics of the best peephole seed
@@ -73,17 +71,14 @@ plt.legend()
 model, r, ranges = results["peephole"]
 best = int(np.argmax(ranges))
 params = jax.tree.map(lambda v: v[best], r.state.params)
-tokens = formal.range_strings(lang, 8, 8)
-logits, _, inner = model.apply_internals(params, tokens)
-text = lang.decode(tokens[0])[:-1]
-L = len(text)
-layer = {k: np.asarray(v[0, :L]) for k, v in inner[0].items()}
+text, layer, probs, legal = formal.mechanics_view(model, params, lang, 8)
+fits = counters.fit_counters(layer["c"], text, lang.alphabet)
+print(counters.report(fits))
 plots.mechanics(
     text,
     layer,
-    np.asarray(jax.nn.sigmoid(logits[0, :L])),
-    np.asarray(formal.legal_next(lang, tokens)[0, :L]),
+    probs,
+    legal,
     lang.vocab,
+    title=f"peephole LSTM, seed {best}, range {ranges[best]}",
 )
-fits = counters.fit_counters(layer["c"], text, lang.alphabet)
-print(counters.report(fits))

@@ -5,17 +5,17 @@
 # memoryless baselines (adding: 1/6, predicting 1; copy: 10 ln 8 / (T + 20)).
 
 # %%
+# %matplotlib inline
 import os
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from recurrax import Model, engine, optim, runs
+from recurrax import Model, engine, optim, plots, runs
 from recurrax.cells import from_name
 from recurrax.tasks import memory
 
 QUICK = os.environ.get("RECURRAX_QUICK") == "1"
-T_ADD, T_COPY, STEPS, SEEDS, H = (30, 10, 600, 2, 32) if QUICK else (100, 50, 3000, 8, 64)
+T_ADD, T_COPY, STEPS, SEEDS, H = (20, 5, 100, 2, 16) if QUICK else (100, 50, 3000, 8, 64)
 
 
 def run(task, steps, lr):
@@ -29,9 +29,7 @@ def run(task, steps, lr):
             eval_batch=256,
             optimizer=optim.adam(steps=steps, decay="cosine", end=0.1, clip=True),
         )
-        config = engine.Config(
-            steps=steps, eval_every=steps // 10, chunk_evals=10, checkpoint_every=0
-        )
+        config = engine.Config(steps=steps, eval_every=steps // 10, chunk_evals=10)
         r = runs.train(
             problem, config, engine.members(SEEDS, {}, {"lr": lr, "clip": 1.0}), progress=False
         )
@@ -41,15 +39,10 @@ def run(task, steps, lr):
             f"{task.name} T={task.T} {name:9} final loss {np.median(final):.4f} "
             f"({np.median(final) / task.baseline:.0%} of the baseline {task.baseline:.4f})"
         )
-    plt.figure(figsize=(6, 3.5))
-    for name, (steps_, loss) in curves.items():
-        plt.plot(steps_, np.median(loss, 1), label=name)
-    plt.axhline(task.baseline, ls="--", color="k", label="baseline")
-    plt.yscale("log")
-    plt.xlabel("step")
-    plt.ylabel("loss")
-    plt.title(f"{task.name}, T={task.T}")
-    plt.legend()
+    # median over seeds and the 25-75% band; the figure is the cell's result
+    return plots.band_curves(
+        curves, baseline=task.baseline, title=f"{task.name}, T={task.T}, {SEEDS} seeds"
+    )
 
 
 # %%

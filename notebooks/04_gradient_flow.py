@@ -17,8 +17,8 @@ from recurrax import GRU, LSTM, RNN
 from recurrax.analysis import gradflow
 
 QUICK = os.environ.get("RECURRAX_QUICK") == "1"
-T, H, SEEDS = (40, 32, 4) if QUICK else (100, 125, 16)
-xs = jax.random.normal(jax.random.key(0), (16, T, 20))
+T, H, SEEDS, B = (20, 16, 2, 4) if QUICK else (100, 125, 16, 16)
+xs = jax.random.normal(jax.random.key(0), (B, T, 20))
 
 # %%
 cells = {

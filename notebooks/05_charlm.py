@@ -17,7 +17,7 @@ from recurrax import LSTM, Model, engine, optim, runs
 from recurrax.tasks import charlm
 
 QUICK = os.environ.get("RECURRAX_QUICK") == "1"
-STEPS, H, SEQ = (60, 64, 64) if QUICK else (1500, 256, 128)
+STEPS, H, SEQ, SAMPLE = (30, 32, 32, 60) if QUICK else (1500, 256, 128, 120)
 text, source = charlm.default_text()
 corpus = charlm.build(text, source)
 V = len(corpus.vocab)
@@ -45,5 +45,5 @@ plt.ylabel("validation bits/char")
 params = jax.tree.map(lambda v: v[0], result.state.params)
 prompt = jnp.asarray(charlm.encode(corpus.vocab, "def "))
 for temperature in (0.5, 0.8, 1.2):
-    tokens = charlm.generate(model, params, prompt, 120, jax.random.key(0), temperature)
+    tokens = charlm.generate(model, params, prompt, SAMPLE, jax.random.key(0), temperature)
     print(f"--- temperature {temperature}\ndef " + "".join(corpus.vocab[int(t)] for t in tokens))

@@ -1,10 +1,11 @@
 # %% [markdown]
 # # 06 · Sweeps: seeds × learning rates in one program
 #
-# `train.members` expands seeds × a grid of shape-preserving hyperparameters into *members*;
-# `runs.train` runs them all in one `jit(vmap(...))` program and writes a results folder.
+# `engine.members` expands seeds × a grid of shape-preserving hyperparameters into *members*;
+# `runs.train` runs them all in one `jit(vmap(...))` program and writes a run folder.
 
 # %%
+# %matplotlib inline
 import json
 import os
 import tempfile
@@ -12,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recurrax import LSTM, Model, engine, optim, runs
+from recurrax import LSTM, Model, engine, optim, plots, runs
 from recurrax.tasks import formal
 
 QUICK = os.environ.get("RECURRAX_QUICK") == "1"
-SEEDS, STEPS = (4, 200) if QUICK else (16, 1000)
+SEEDS, STEPS = (2, 100) if QUICK else (16, 1000)
 lang = formal.get("anbn")
 model = Model(
     (LSTM(3, peephole=True),), output_size=lang.vocab_size, vocab_size=lang.vocab_size, embed_size=4
@@ -32,12 +33,23 @@ out = Path(tempfile.mkdtemp()) / "sweep"
 config = engine.Config(
     steps=STEPS, eval_every=50, chunk_evals=2, target_metric="train_acc_strict", target=1.0
 )
-result = runs.train(problem, config, table, out=out, run_config={"notebook": "06"}, progress=False)
+result = runs.train(
+    problem, config, table, out=out, run={"notebook": "06"}, model=model, progress=False
+)
 print(sorted(p.name for p in out.iterdir()))
 
 # %% [markdown]
-# ## Reading the results folder
-# `summary.json` has one entry per member; `metrics.jsonl` one row per evaluation and member.
+# The median over seeds per learning rate, with the 25-75% band (the figure is the cell's
+# result; `runs.train` also wrote it to `learning_curves.png` in the folder):
+
+# %%
+plots.learning_curves(result.history, table, target=("train_acc_strict", 1.0))
+
+# %% [markdown]
+# ## Reading the run folder
+# `summary.json` has one entry per member; `metrics.jsonl` one row per evaluation and member,
+# with the member's seed and hyperparameters. `runs.load` reads it all back, with the model and
+# the params of every checkpoint, without the code that made the run.
 
 # %%
 summary = json.loads((out / "summary.json").read_text())
@@ -50,6 +62,12 @@ for lr in (0.01, 0.05):
     )
 rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 print(rows[0])
+
+run = runs.load(out)
+print(len(run.table), "members; checkpoints", run.checkpoints, "; model", run.model)
+tokens = formal.range_strings(lang, 5)  # a^n b^n for n = 1..5
+logits, _ = run.model.apply(run.member_params(0), tokens)
+print("member 0, last checkpoint: logits", logits.shape, "for strings", tokens.shape)
 
 # %% [markdown]
 # ## Sharding over devices
