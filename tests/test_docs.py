@@ -31,22 +31,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 STUDIES = sorted(p.stem for p in (ROOT / "experiments").glob("*.py") if not p.stem.startswith("_"))
 
 # Names a file's blocks use without defining them (kept small).
-FIXTURES = {
-    "README.md": """
-import jax.numpy as jnp
-tokens = jnp.zeros((2, 7), jnp.int32)  # the tour's 'tokens [B, T]'
-from recurrax import LSTM as _LSTM, Model as _Model, optim as _optim
-from recurrax.tasks import formal as _formal
-_lang = _formal.get("anbn")
-problem = _formal.problem(
-    _lang,
-    _Model((_LSTM(3),), output_size=_lang.vocab_size, vocab_size=_lang.vocab_size, embed_size=4),
-    batch=4,
-    optimizer=_optim.adam(steps=4),
-    n_max_train=3,
-)
-""",
-}
+FIXTURES: dict[str, str] = {}
 # Documented sizes -> test sizes, per file (plain text replacements inside python blocks).
 SHRINK = {
     "README.md": {
@@ -58,11 +43,7 @@ SHRINK = {
 }
 # Files whose blocks are known to fail today, with the reason; strict, so a fixed file makes
 # the test fail until its entry is removed here.
-BROKEN = {
-    "README.md": "the tour's training block imports recurrax.train (now recurrax.engine: "
-    "Config, members; recurrax.runs: train); the gradflow block uses the cell's params, which "
-    "the model block rebound to the model's",
-}
+BROKEN: dict[str, str] = {}
 
 
 def blocks(path: Path, lang: str) -> list[tuple[int, str]]:
@@ -239,32 +220,11 @@ def test_flags_without_a_study_exist_somewhere(all_mentions):
 # docs/API.md
 
 
-@pytest.mark.xfail(
-    reason="API.md documents recurrax.train (now recurrax.engine and recurrax.runs) and "
-    "formal.with_forget_bias (gone)",
-    strict=True,
-)
-def test_api_md_names_exist():
-    """Every ``## `recurrax.MODULE` `` section's ``def``/``class`` entries exist there."""
-    path = ROOT / "docs" / "API.md"
-    if not path.exists():
-        pytest.skip("no docs/API.md")
-    missing, module, modname = [], None, None
-    for n, row in enumerate(path.read_text().splitlines(), 1):
-        m = re.match(r"^## `(recurrax[\w.]*)`", row)
-        if m:
-            modname = m.group(1)
-            try:
-                module = importlib.import_module(modname)
-            except ImportError as err:
-                module = None
-                missing.append(f"API.md:{n}: module {modname}: {err}")
-            continue
-        m = re.match(r"^- \*\*(?:def|class) `([\w.]+)", row)
-        if m and module is not None:
-            obj = module
-            for part in m.group(1).split("."):
-                obj = getattr(obj, part, None)
-            if obj is None:
-                missing.append(f"API.md:{n}: {modname}.{m.group(1)} does not exist")
-    assert not missing, "\n".join(missing)
+def test_api_md_is_generated_from_docstrings_that_exist():
+    """docs/API.md is what docs/make_api.py writes, and every public name has a docstring."""
+    spec = importlib.util.spec_from_file_location("make_api", ROOT / "docs" / "make_api.py")
+    make_api = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_api)
+    text, missing = make_api.render()
+    assert not missing, f"public names without a docstring: {missing}"
+    assert (ROOT / "docs" / "API.md").read_text() == text, "stale: run python docs/make_api.py"
