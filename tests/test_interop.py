@@ -1,13 +1,15 @@
 """Parity with torch.nn.RNN/GRU/LSTM and Flax cells: outputs, final states and gradients."""
 
+import chex
 import flax.linen as fnn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from flax import nnx
 
-from recurrax import LSTMState, interop, unroll
+from recurrax import GRU, LSTM, LSTMState, interop, unroll
 from recurrax.unroll import stack
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -104,31 +106,114 @@ def test_to_torch_roundtrip():
         np.testing.assert_allclose(a, b, **TOL)
 
 
-@pytest.mark.parametrize("flax_cell", [fnn.LSTMCell, fnn.OptimizedLSTMCell, fnn.GRUCell])
-def test_flax_parity(flax_cell, key):
-    B, T, F, H = 4, 6, 3, 5
-    xs = jax.random.normal(key, (B, T, F))
-    module = fnn.RNN(flax_cell(H), return_carry=True)
-    variables = module.init(jax.random.key(1), xs)
-    flax_params = variables["params"]["cell"]
+FLAX_CELLS = {
+    "linen-LSTMCell": lambda I, H: fnn.LSTMCell(H),
+    "linen-OptimizedLSTMCell": lambda I, H: fnn.OptimizedLSTMCell(H),
+    "linen-GRUCell": lambda I, H: fnn.GRUCell(H),
+    "nnx-LSTMCell": lambda I, H: nnx.LSTMCell(I, H, rngs=nnx.Rngs(1)),
+    "nnx-OptimizedLSTMCell": lambda I, H: nnx.OptimizedLSTMCell(I, H, rngs=nnx.Rngs(1)),
+    "nnx-GRUCell": lambda I, H: nnx.GRUCell(I, H, rngs=nnx.Rngs(1)),
+}
 
-    def flax_loss(p):
-        carry, ys = module.apply({"params": {"cell": p}}, xs)
-        h = carry[1] if isinstance(carry, tuple) else carry
-        return jnp.sum(ys * jnp.arange(H)) + jnp.sum(jnp.sin(h)), (carry, ys)
 
-    def recurrax_loss(p):
-        cell, params = interop.from_flax(p)
-        ys, carry = unroll(cell, params, xs)
-        h = carry.h if hasattr(carry, "h") else carry
-        return jnp.sum(ys * jnp.arange(H)) + jnp.sum(jnp.sin(h)), (carry, ys)
+def _loss(ys, carry):
+    h = carry.h if isinstance(carry, LSTMState) else carry
+    return jnp.sum(ys * jnp.arange(ys.shape[-1])) + jnp.sum(jnp.sin(h)), (ys, carry)
 
-    (v1, (c1, y1)), g1 = jax.value_and_grad(flax_loss, has_aux=True)(flax_params)
-    (v2, (c2, y2)), g2 = jax.value_and_grad(recurrax_loss, has_aux=True)(flax_params)
-    np.testing.assert_allclose(y1, y2, **TOL)
-    if isinstance(c1, tuple):
-        c2 = interop.lstm_state_to_flax(c2)
-    for a, b in zip(jax.tree.leaves(c1), jax.tree.leaves(c2)):
-        np.testing.assert_allclose(a, b, **TOL)
-    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
-        np.testing.assert_allclose(a, b, **TOL)
+
+def _flax_runner(flax_cell, xs):
+    """``(run, flax_params)``: ``run(flax_params) -> (ys, carry as recurrax carry)`` steps the
+    Flax cell over ``xs [B, T, I]`` from a zero carry; NNX params are its ``nnx.State``."""
+    is_lstm = "LSTM" in type(flax_cell).__name__
+    carry0 = jnp.zeros((xs.shape[0], 5))
+    carry0 = (carry0, carry0) if is_lstm else carry0
+    if isinstance(flax_cell, nnx.Module):
+        graphdef, flax_params = nnx.split(flax_cell, nnx.Param)
+        call = lambda p, c, x: nnx.merge(graphdef, p)(c, x)  # noqa: E731
+    else:
+        flax_params = flax_cell.init(jax.random.key(1), carry0, xs[:, 0])["params"]
+        call = lambda p, c, x: flax_cell.apply({"params": p}, c, x)  # noqa: E731
+
+    def run(p):
+        carry, ys = jax.lax.scan(lambda c, x: call(p, c, x), carry0, jnp.swapaxes(xs, 0, 1))
+        ys = jnp.swapaxes(ys, 0, 1)
+        return ys, interop.lstm_state_from_flax(carry) if is_lstm else carry
+
+    return run, flax_params
+
+
+@jax.jit(static_argnums=0)
+def _recurrax_grad(cell, params, xs):
+    return jax.value_and_grad(lambda p: _loss(*unroll(cell, p, xs)), has_aux=True)(params)
+
+
+def _assert_close(a, b):
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(u, v, **TOL)
+
+
+@pytest.mark.parametrize("kind", FLAX_CELLS)
+def test_flax_cells_both_ways(kind, key):
+    """from_flax and to_flax for NNX and linen cells: outputs, carries, gradients within 1e-5."""
+    B, T, I, H = 4, 5, 3, 5
+    xs = jax.random.normal(key, (B, T, I))
+    flax_cell = FLAX_CELLS[kind](I, H)
+    run, flax_params = _flax_runner(flax_cell, xs)
+    flax_grad = jax.jit(jax.value_and_grad(lambda p: _loss(*run(p)), has_aux=True))
+    no_b_hn = kind == "nnx-GRUCell"  # NNX GRUCell has no hidden bias inside the reset gate
+
+    # from_flax: the cell itself or its params
+    cell, params = interop.from_flax(flax_params)
+    if isinstance(flax_cell, nnx.Module):
+        chex.assert_trees_all_equal(interop.from_flax(flax_cell), (cell, params))
+    (_, (y1, c1)), g1 = flax_grad(flax_params)
+    (_, (y2, c2)), g2 = _recurrax_grad(cell, params, xs)
+    _assert_close((y1, c1), (y2, c2))
+    g1 = interop.from_flax(g1)[1]  # Flax gradients under recurrax names
+    if no_b_hn:
+        g1, g2 = ({k: v for k, v in g.items() if k != "b_hn"} for g in (g1, g2))
+    _assert_close(g1, g2)
+
+    # to_flax: fresh recurrax params into the Flax cell
+    params = cell.init(jax.random.key(2), I)
+    if no_b_hn:
+        params["b_hn"] = jnp.zeros(H)
+    (_, (y2, c2)), g2 = _recurrax_grad(cell, params, xs)
+    converted = interop.to_flax(cell, params, flax_cell)  # linen: a dict; NNX: in place
+    if isinstance(flax_cell, nnx.Module):
+        assert converted is flax_cell
+        converted = nnx.state(flax_cell, nnx.Param)
+    (_, (y1, c1)), g1 = flax_grad(converted)
+    g1 = interop.from_flax(g1)[1]
+    if no_b_hn:
+        g1, g2 = ({k: v for k, v in g.items() if k != "b_hn"} for g in (g1, g2))
+    _assert_close((y1, c1), (y2, c2))
+    _assert_close(g1, g2)
+    _assert_close(interop.from_flax(interop.to_flax(cell, params, flax_cell))[1], params)
+
+
+def test_to_flax_refuses_what_flax_cannot_compute():
+    lstm = LSTM(5, peephole=True)
+    with pytest.raises(ValueError, match="cannot compute"):
+        interop.to_flax(lstm, lstm.init(jax.random.key(0), 3), fnn.LSTMCell(5))
+    gru = GRU(5)
+    with pytest.raises(ValueError, match="b_hn"):
+        interop.to_flax(gru, gru.init(jax.random.key(0), 3), nnx.GRUCell(3, 5, rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match="features"):
+        interop.to_flax(gru, gru.init(jax.random.key(0), 3), fnn.GRUCell(4))
+
+
+def test_model_from_torch_carries_dropout_and_readout():
+    torch.manual_seed(2)
+    lstm = torch.nn.LSTM(4, 6, num_layers=2, dropout=0.3, bidirectional=True, batch_first=True)
+    linear = torch.nn.Linear(12, 3)
+    model, params = interop.model_from_torch(lstm, linear)
+    assert model.dropout == 0.3 and model.bidirectional and len(model.cells) == 2
+    x = torch.randn(2, 5, 4)
+    with torch.no_grad():
+        want = linear(lstm.eval()(x)[0]).numpy()
+    np.testing.assert_allclose(jax.jit(model.apply)(params, jnp.asarray(x.numpy()))[0], want, **TOL)
+    bare, bare_params = interop.model_from_torch(lstm)  # no readout: the identity
+    assert bare.output_size == 12 and bare.dropout == 0.3
+    chex.assert_trees_all_equal(bare_params["readout"]["W"], jnp.eye(12))
+    chex.assert_trees_all_equal(bare_params["layers"], params["layers"])

@@ -1,35 +1,41 @@
-"""Models as plain functions and as Flax modules give the same numbers."""
+"""Models as plain functions and as Flax linen modules give the same numbers."""
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from recurrax import GRU, LSTM, Model, nn
+from recurrax import GRU, LSTM, Model, linen, unroll
 
 
-def test_flax_module_equals_plain_function():
-    model = Model((LSTM(8), GRU(6)), output_size=4, vocab_size=10, embed_size=5, bidirectional=True)
-    tokens = jax.random.randint(jax.random.key(0), (3, 7), 0, 10)
-    lengths = jnp.array([7, 4, 1])
-    module = nn.Recurrent(model)
-    variables = module.init(jax.random.key(1), tokens, lengths)
-    out_flax = module.apply(variables, tokens, lengths)
-    out_plain, _ = model.apply(variables["params"]["weights"], tokens, lengths=lengths)
-    chex.assert_trees_all_equal(out_flax, out_plain)
-    chex.assert_shape(out_plain, (3, 7, 4))
+def test_linen_sequence_equals_plain_function_and_returns_the_carry():
+    model = Model((LSTM(8), GRU(6)), output_size=4, vocab_size=10, embed_size=5)
+    tokens = jax.random.randint(jax.random.key(0), (3, 8), 0, 10)
+    module = linen.Sequence(model)
+    variables = module.init(jax.random.key(1), tokens)
+    apply = jax.jit(module.apply)
+    out, carry = apply(variables, tokens)
+    want = jax.jit(model.apply)(variables["params"]["weights"], tokens)
+    chex.assert_trees_all_equal((out, carry), want)
+    chex.assert_shape(out, (3, 8, 4))
+    # stateful (truncated BPTT): two chunks with the carry passed on equal one long run
+    a, c1 = apply(variables, tokens[:, :4], model.initial_carry(3))
+    b, c2 = apply(variables, tokens[:, 4:], c1)
+    chex.assert_trees_all_close((jnp.concatenate([a, b], 1), c2), (out, carry), atol=1e-6)
 
 
-def test_flax_rnn_module_equals_unroll():
-    from recurrax import unroll
-
+def test_linen_unroll_equals_unroll_and_chains_chunks():
     cell = LSTM(5, peephole=True)
-    xs = jax.random.normal(jax.random.key(0), (2, 4, 3))
-    module = nn.RNN(cell)
+    xs = jax.random.normal(jax.random.key(0), (2, 6, 3))
+    module = linen.Unroll(cell)
     variables = module.init(jax.random.key(1), xs)
-    chex.assert_trees_all_equal(
-        module.apply(variables, xs), unroll(cell, variables["params"]["weights"], xs)
-    )
+    apply = jax.jit(module.apply)
+    ys, carry = apply(variables, xs)
+    want = jax.jit(unroll, static_argnums=0)(cell, variables["params"]["weights"], xs)
+    chex.assert_trees_all_equal((ys, carry), want)
+    a, c1 = apply(variables, xs[:, :3], cell.initial_carry((2,)))
+    b, c2 = apply(variables, xs[:, 3:], c1)
+    chex.assert_trees_all_close((jnp.concatenate([a, b], 1), c2), (ys, carry), atol=1e-6)
 
 
 def test_many_to_one_reads_the_last_real_step():
