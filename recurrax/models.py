@@ -2,7 +2,7 @@
 
 Plain functions over a frozen description, like the cells: ``model.init(key) -> params`` and
 ``model.apply(params, inputs, ...) -> (outputs, carry)`` (``apply_internals`` adds the gates).
-:mod:`recurrax.nn` wraps the same functions as Flax modules.
+:mod:`recurrax.linen` and :mod:`recurrax.nnx` wrap the same functions as Flax modules.
 
 Params::
 

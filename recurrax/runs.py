@@ -61,6 +61,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(value, indent=2) + "\n")
 
 

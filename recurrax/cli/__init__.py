@@ -68,6 +68,7 @@ def use_all_cores() -> None:
 
 
 def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     value = _number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
@@ -75,6 +76,7 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
     value = _number(text, float)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
@@ -82,6 +84,7 @@ def positive_float(text: str) -> float:
 
 
 def finite_float(text: str) -> float:
+    """argparse type: a finite number."""
     value = _number(text, float)
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")

@@ -116,9 +116,11 @@ class Language:
         return len(self.alphabet) * n_max + 2
 
     def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (e.g. ``"^aabb$"``)."""
         return [self.vocab.index(ch) for ch in text]
 
     def decode(self, tokens) -> str:
+        """The text of token ids ``tokens [L]`` (padding dropped)."""
         return "".join(self.vocab[int(t)] for t in tokens if int(t) != PAD)
 
 
