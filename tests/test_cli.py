@@ -156,3 +156,15 @@ def test_charlm_train_sample_and_errors(tmp_path, capsys):
     short.write_text("abc")
     code, _, err = call(charlm, "train", "--corpus", short, "--out", tmp_path / "x", capsys=capsys)
     assert code == 2 and "too short" in err
+
+
+def test_gradflow_small_run(tmp_path, capsys):
+    out = tmp_path / "g"
+    flags = ["--T", "6", "--seeds", "2", "--retention-T", "10", "--forget-bias", "1", "-1"]
+    code, stdout, err = call(gradflow, *flags, "--out", out, capsys=capsys)
+    assert code == 0, err
+    data = json.loads((out / "gradflow.json").read_text())
+    plus, minus = data["h0"]["lstm b_f=+1"], data["h0"]["lstm b_f=-1"]
+    assert plus["sigma_bf"] > minus["sigma_bf"] and len(plus["median"]) == 6
+    assert plus["median"][-1] > minus["median"][-1]  # the gradient survives longer with b_f = +1
+    assert (out / "gradflow.png").stat().st_size > 0 and "retention" in stdout

@@ -94,6 +94,10 @@ def test_pinned_forget_gate_decays_at_sigma_bf():
         xs = jax.random.normal(jax.random.key(1), (4, 40, 3))
         flow = G.gradient_flow(cell, params, xs, wrt="c0", loss=lambda c: jnp.sum(c.c, -1))
         assert G.decay_rate(flow.mean) == pytest.approx(1 / (1 + np.exp(-b_f)), rel=1e-4)
+        assert G.forget_gate_decay(LSTM(6, forget_bias=b_f)) == pytest.approx(
+            G.decay_rate(flow.mean), rel=1e-4
+        )
+    assert G.forget_gate_decay(LSTM(6, forget_gate=False)) is None
 
 
 def test_step_jacobian_norms():

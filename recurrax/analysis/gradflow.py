@@ -194,3 +194,24 @@ def decay_rate(log10_norms: Array, start: int = 1) -> float:
         return float("nan")
     slope = np.polyfit(t[ok], y[ok], 1)[0]
     return float(10.0**slope)
+
+
+def forget_gate_decay(cell: Cell) -> float | None:
+    """The per-step factor σ(b_f) by which an LSTM's cell path shrinks when the forget gate
+    sits at its initial bias (``cell.forget_bias``); None for cells without a forget gate."""
+    if not getattr(cell, "forget_gate", False):
+        return None
+    return float(1 / (1 + np.exp(-cell.forget_bias)))
+
+
+def summarize(curves: np.ndarray, start: int = 2) -> dict:
+    """Median, 25% and 75% over seeds of log10 norms ``curves [seeds, T]``, and the fitted
+    per-step decay of the median (:func:`decay_rate` from T = ``start``)."""
+    med = np.median(curves, 0)
+    lo, hi = np.percentile(curves, [25, 75], axis=0)
+    return {
+        "median": med.tolist(),
+        "q25": lo.tolist(),
+        "q75": hi.tolist(),
+        "decay_per_step": decay_rate(med, start=start),
+    }

@@ -85,50 +85,38 @@ def build_parser() -> cli.Parser:
     return ap
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = build_parser()
-    args = ap.parse_args(argv)
-    if args.T < 2 or args.retention_T < 10:
-        ap.error("need --T >= 2 and --retention-T >= 10")
-    embeddings = None
-    if args.embeddings is not None:
-        try:
-            embeddings = np.load(args.embeddings)
-        except (OSError, ValueError) as err:
-            ap.error(f"cannot read --embeddings {args.embeddings}: {err}")
-        if embeddings.ndim != 2 or embeddings.shape[1] != INPUT:
-            ap.error(f"--embeddings must be [V, {INPUT}], got {list(embeddings.shape)}")
-    args.resume = False
-    out = cli.study_folder(args, "gradflow")
-    xs = inputs(jax.random.key(0), max(args.T, args.retention_T), embeddings)
+def read_embeddings(path: Path | None) -> np.ndarray | None:
+    if path is None:
+        return None
+    try:
+        embeddings = np.load(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read --embeddings {path}: {err}") from None
+    if embeddings.ndim != 2 or embeddings.shape[1] != INPUT:
+        raise ValueError(f"--embeddings must be [V, {INPUT}], got {list(embeddings.shape)}")
+    return embeddings
 
-    t0 = time.perf_counter()
-    results = {}
+
+def forget_gate_study(args, xs, out) -> dict:
     shown = [t for t in REPORT_T if t <= args.T]
     print(
-        f"log10 ||dL_T/dh0||, L_T = ||h_T||_1; input {INPUT}, hidden {HIDDEN}, batch {BATCH},"
-        f" median [25%, 75%] over {args.seeds} seeds"
+        f"log10 ||dL_T/dh0||, L_T = ||h_T||_1; input {INPUT}, hidden {HIDDEN}, batch {BATCH}, "
+        f"median [25%, 75%] over {args.seeds} seeds"
     )
     print(
         f"{'cell':<16}"
         + "".join(f"{'T=' + str(t):>20}" for t in shown)
         + f"{'decay/step':>12}{'sigma(b_f)':>11}"
     )
+    results = {}
     for name, cell in cells(args.forget_bias).items():
-        curve = flows(cell, args.seeds, xs[:, : args.T])
-        med = np.median(curve, 0)
-        lo, hi = np.percentile(curve, [25, 75], axis=0)
-        rate = gradflow.decay_rate(med, start=2)
-        pred = 1 / (1 + np.exp(-cell.forget_bias)) if getattr(cell, "forget_gate", False) else None
-        results[name] = {
-            "median": med.tolist(),
-            "q25": lo.tolist(),
-            "q75": hi.tolist(),
-            "decay_per_step": rate,
-            "sigma_bf": pred,
-        }
+        r = gradflow.summarize(flows(cell, args.seeds, xs[:, : args.T]))
+        r["sigma_bf"] = pred = gradflow.forget_gate_decay(cell)
+        results[name] = r
+        med, lo, hi = r["median"], r["q25"], r["q75"]
         row = "".join(f"{med[t - 1]:>8.1f} [{lo[t - 1]:>5.1f},{hi[t - 1]:>5.1f}]" for t in shown)
-        print(f"{name:<16}{row}{rate:>12.3f}{'' if pred is None else f'{pred:.3f}':>11}")
+        rate = f"{r['decay_per_step']:>12.3f}{'' if pred is None else f'{pred:.3f}':>11}"
+        print(f"{name:<16}{row}{rate}")
     flow_curves(
         {k: np.asarray(v["median"]) for k, v in results.items()},
         {k: (np.asarray(v["q25"]), np.asarray(v["q75"])) for k, v in results.items()},
@@ -136,15 +124,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         title=f"forget-gate analysis (hidden {HIDDEN}, {args.seeds} seeds)",
         path=out / "gradflow.png",
     )
+    return results
 
-    retention = {}
-    for name, cell in {
-        "rnn-tanh": RNN(HIDDEN),
-        "gru": GRU(HIDDEN),
-        "lstm b_f=+1": LSTM(HIDDEN),
-    }.items():
-        curve = flows(cell, args.seeds, xs[:, : args.retention_T], wrt="x0")
-        retention[name] = np.median(curve, 0)
+
+def retention_study(args, xs, out) -> dict:
+    cells_ = {"rnn-tanh": RNN(HIDDEN), "gru": GRU(HIDDEN), "lstm b_f=+1": LSTM(HIDDEN)}
+    retention = {
+        name: np.median(flows(cell, args.seeds, xs[:, : args.retention_T], wrt="x0"), 0)
+        for name, cell in cells_.items()
+    }
     lengths = [t for t in (10, 25, 50, 100, 150, 200) if t <= args.retention_T]
     print("\ngradient retention log10 ||d(L at T)/dx0|| vs sequence length (median over seeds)")
     print(f"{'cell':<16}" + "".join(f"{'T=' + str(t):>9}" for t in lengths))
@@ -157,18 +145,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         title="gradient retention vs sequence length",
         path=out / "retention.png",
     )
-    payload = {
-        "T": args.T,
-        "seeds": args.seeds,
-        "hidden": HIDDEN,
-        "input": INPUT,
-        "batch": BATCH,
-        "h0": results,
-        "retention": {k: v.tolist() for k, v in retention.items()},
-        "wall_time_s": time.perf_counter() - t0,
-    }
+    return {k: v.tolist() for k, v in retention.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.T < 2 or args.retention_T < 10:
+        ap.error("need --T >= 2 and --retention-T >= 10")
+    embeddings = read_embeddings(args.embeddings)
+    args.resume = False
+    out = cli.study_folder(args, "gradflow")
+    xs = inputs(jax.random.key(0), max(args.T, args.retention_T), embeddings)
+    t0 = time.perf_counter()
+    h0 = forget_gate_study(args, xs, out)
+    retention = retention_study(args, xs, out)
+    sizes = {"T": args.T, "seeds": args.seeds, "hidden": HIDDEN, "input": INPUT, "batch": BATCH}
+    wall = time.perf_counter() - t0
+    payload = sizes | {"h0": h0, "retention": retention, "wall_time_s": wall}
     runs.write_json(out / "gradflow.json", payload)
-    print(
-        f"\nwrote {out}/gradflow.json, gradflow.png, retention.png "
-        f"({time.perf_counter() - t0:.0f} s)"
-    )
+    print(f"\nwrote {out}/gradflow.json, gradflow.png, retention.png ({wall:.0f} s)")
