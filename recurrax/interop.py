@@ -224,13 +224,15 @@ def to_flax(cell: Cell, params: Params, flax_cell: Any) -> Any:
     kind = kinds.get(type(flax_cell))
     if kind is None:
         raise TypeError(f"expected a Flax LSTMCell/OptimizedLSTMCell/GRUCell, got {flax_cell!r}")
-    plain = kind is GRU or (
-        cell.forget_gate
-        and not cell.peephole
-        and not cell.proj_size
-        and cell.output_activation == "tanh"
-    )
-    if type(cell) is not kind or not plain:
+    if type(cell) is not kind or (
+        kind is LSTM
+        and (
+            not cell.forget_gate
+            or cell.peephole
+            or cell.proj_size
+            or cell.output_activation != "tanh"
+        )
+    ):
         raise ValueError(f"{type(flax_cell).__name__} cannot compute {cell}")
     sizes = (cell.hidden_size, params["W_ih"].shape[0])
     want = (

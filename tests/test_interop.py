@@ -196,6 +196,8 @@ def test_to_flax_refuses_what_flax_cannot_compute():
     lstm = LSTM(5, peephole=True)
     with pytest.raises(ValueError, match="cannot compute"):
         interop.to_flax(lstm, lstm.init(jax.random.key(0), 3), fnn.LSTMCell(5))
+    with pytest.raises(ValueError, match="cannot compute"):
+        interop.to_flax(GRU(5), GRU(5).init(jax.random.key(0), 3), fnn.LSTMCell(5))
     gru = GRU(5)
     with pytest.raises(ValueError, match="b_hn"):
         interop.to_flax(gru, gru.init(jax.random.key(0), 3), nnx.GRUCell(3, 5, rngs=nnx.Rngs(0)))
