@@ -2,7 +2,7 @@
 
 The cells, ``unroll`` and ``Model`` are imported here; the other documented submodules
 (``engine``, ``runs``, ``optim``, ``problem``, ``plots``, ``interop``, ``linen``, ``nnx``,
-``fused``, ``tasks``, ``analysis``, ``cli``) load on first use: ``recurrax.runs.load(...)``
+``fused``, ``tasks``, ``analysis``, ``cli``; ``recurrax.unroll`` is the function) load on first use: ``recurrax.runs.load(...)``
 works after ``import recurrax``.
 """
 
@@ -33,7 +33,6 @@ SUBMODULES = (
     "problem",
     "runs",
     "tasks",
-    "unroll",
 )
 
 __all__ = [

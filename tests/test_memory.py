@@ -21,7 +21,9 @@ def test_constructors_are_the_cli_names_and_check_the_delay():
         assert task.name == name and task.T == 30
         batch = task.sample(jax.random.key(0), 3)
         assert batch.inputs.shape[:2] == (3, task.length)
-        assert float(task.loss(jnp.zeros_like(batch.targets, float), batch.targets)) > 0
+        integer = jnp.issubdtype(batch.targets.dtype, jnp.integer)  # labels: logits per class
+        shape = (*batch.targets.shape, task.io["output_size"]) if integer else batch.targets.shape
+        assert float(task.loss(jnp.zeros(shape), batch.targets)) > 0
     with pytest.raises(ValueError, match="T must be an int >= 22 for adding"):
         memory.adding(21, form="hs1997")
     with pytest.raises(ValueError, match="unknown adding form"):
