@@ -1,9 +1,9 @@
 """recurrax: recurrent neural networks as pure JAX functions.
 
-The cells, ``unroll`` and ``Model`` are imported here; the other documented submodules
-(``engine``, ``runs``, ``optim``, ``problem``, ``plots``, ``interop``, ``linen``, ``nnx``,
-``fused``, ``tasks``, ``analysis``, ``cli``; ``recurrax.unroll`` is the function) load on first use: ``recurrax.runs.load(...)``
-works after ``import recurrax``.
+The cells, ``unroll`` (the function) and ``Model`` are imported here; the other documented
+submodules (``engine``, ``runs``, ``optim``, ``problem``, ``plots``, ``interop``, ``linen``,
+``nnx``, ``fused``, ``tasks``, ``analysis``, ``cli``) load on first use:
+``recurrax.runs.load(...)`` works after ``import recurrax``.
 """
 
 import importlib
