@@ -8,4 +8,4 @@ from recurrax.cli import gradflow
 
 if __name__ == "__main__":
     cli.use_all_cores()
-    sys.exit(cli.run(gradflow.main))
+    sys.exit(cli.run(gradflow.main, resumable=gradflow.RESUMABLE))

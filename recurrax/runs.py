@@ -26,7 +26,6 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -146,21 +145,15 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _rows(history: dict[str, np.ndarray], first_eval: int, table: list[dict]) -> list[dict]:
-    """metrics.jsonl rows (one per evaluation and member, with the member's seed and
-    hyperparameters) of the intervals that ran."""
-    rows = []
-    n, M = history["step"].shape
-    for e in range(n):
-        if np.all(np.isnan(history["train_loss"][e])):
-            continue  # skipped: every member was already done
-        for m in range(M):
-            row = {"eval": first_eval + e, "member": m, **table[m]}
-            row |= {
-                k: (int(v[e, m]) if k == "step" else float(v[e, m])) for k, v in history.items()
-            }
-            rows.append(row)
-    return rows
+def _rows(history: dict[str, np.ndarray], evals: np.ndarray, table: list[dict]) -> list[dict]:
+    """metrics.jsonl rows, one per evaluation ``evals [n]`` and member, with the member's seed
+    and hyperparameters; ``history[name]`` is ``[n, M]``."""
+    return [
+        {"eval": int(e), "member": m, **table[m]}
+        | {k: (int(v[i, m]) if k == "step" else float(v[i, m])) for k, v in history.items()}
+        for i, e in enumerate(evals)
+        for m in range(len(table))
+    ]
 
 
 def _members_csv(table: list[dict]) -> str:
@@ -205,7 +198,7 @@ def train(
     M = len(table)
     states, hps = engine.init(problem, config, table)
     chunk = engine.make_chunk(problem, config)
-    start, ckpt, rows = 0, None, []
+    start, ckpt, parts = 0, None, []  # parts: history arrays, one per chunk that ran
     writer = out is not None and _is_writer()
     if out is not None:
         out = Path(out)
@@ -230,6 +223,7 @@ def train(
                 f"resuming {out} from chunk {start} (step {int(states.step.max())})",
                 file=sys.stderr,
             )
+        rows = []
         if resuming and (out / "metrics.jsonl").exists():
             keep_below = start * config.chunk_evals
             rows = [
@@ -237,6 +231,8 @@ def train(
                 for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
                 if r["eval"] < keep_below
             ]
+            if rows:
+                parts.append(history_arrays(rows, table))
         if writer:
             write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
@@ -254,8 +250,10 @@ def train(
         if finished.all():
             break
         states, hist = chunk(states, hps)
-        new_rows = _rows(jax.tree.map(np.asarray, hist), c * config.chunk_evals, table)
-        rows += new_rows
+        ran = ~np.all(np.isnan(np.asarray(hist["train_loss"])), axis=1)  # skipped: all done
+        hist = {k: np.asarray(v)[ran] for k, v in hist.items()}
+        parts.append(hist)
+        new_rows = _rows(hist, c * config.chunk_evals + np.flatnonzero(ran), table)
         if writer:
             with open(out / "metrics.jsonl", "a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in new_rows)
@@ -274,8 +272,8 @@ def train(
             ckpt.save(c + 1, states)
     bar.close()
 
-    summary = _summary(table, states, rows)
-    history = history_arrays(rows, table)
+    history = {k: np.concatenate([h[k] for h in parts]) for k in parts[0]} if parts else {}
+    summary = _summary(table, states, history)
     if writer:
         write_json(out / "summary.json", summary)
         from recurrax import plots
@@ -300,20 +298,17 @@ def history_arrays(rows: list[dict], table: list[dict]) -> dict[str, np.ndarray]
     return hist
 
 
-def _summary(table, states: State, rows: list[dict]) -> list[dict[str, Any]]:
-    last: dict[int, dict] = {}
-    for r in rows:
-        if not math.isnan(r["train_loss"]):
-            last[r["member"]] = r
-    hp_names = set(table[0])
+def _summary(table, states: State, history: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Per member: reach and divergence steps, and the metrics of its last evaluation in which
+    it trained (``final``)."""
     out = []
     for m, member in enumerate(table):
         reached, diverged = int(states.reached[m]), int(states.diverged[m])
-        final = {
-            k: v
-            for k, v in last.get(m, {}).items()
-            if k not in ("eval", "member", "step") and k not in hp_names
-        }
+        trained = np.flatnonzero(~np.isnan(history["train_loss"][:, m])) if history else []
+        final = {}
+        if len(trained):
+            last = trained[-1]
+            final = {k: float(v[last, m]) for k, v in history.items() if k != "step"}
         out.append(
             {
                 "member": m,

@@ -62,7 +62,7 @@ def test_carry_passes_between_chunks_like_one_long_run():
     carry = problem.init_state({})
     losses = []
     for _ in range(2):
-        loss, carry = problem.loss(params, None, {}, carry)
+        loss, carry = problem.loss(params, {"dropout": None}, {}, carry)
         losses.append(loss)
     s = charlm.streams(corpus.train, 4, 10)
     logits, _ = model.apply(params, s[:, :20])

@@ -35,10 +35,14 @@ def _fail(message: str) -> int:
     return 2
 
 
-def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:
+def run(
+    main: Callable[[Sequence[str] | None], None],
+    argv: Sequence[str] | None = None,
+    resumable: bool = True,
+) -> int:
     """Run a study's ``main``: bad input (``ValueError``, a missing or existing file) prints
-    one line ``error: ...`` and returns 2, no traceback; Ctrl-C returns 130 with the hint to
-    ``--resume``. Scripts pass the status to ``sys.exit``."""
+    one line ``error: ...`` and returns 2, no traceback; Ctrl-C returns 130, with the hint to
+    ``--resume`` for ``resumable`` studies. Scripts pass the status to ``sys.exit``."""
     try:
         main(argv)
     except SystemExit as exit_:
@@ -46,7 +50,7 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         return _fail(str(err))
     except KeyboardInterrupt:
-        print(RESUME_HINT, file=sys.stderr)
+        print(RESUME_HINT if resumable else "interrupted", file=sys.stderr)
         return 130
     return 0
 
@@ -194,4 +198,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(0 if argv else 2)
     module = importlib.import_module(f"recurrax.cli.{argv[0]}")
     use_all_cores()
-    raise SystemExit(run(module.main, argv[1:]))
+    raise SystemExit(run(module.main, argv[1:], resumable=getattr(module, "RESUMABLE", True)))

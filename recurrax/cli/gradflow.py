@@ -29,6 +29,7 @@ from recurrax.analysis import gradflow
 from recurrax.plots import flow_curves
 
 INPUT, HIDDEN, BATCH, VOCAB = 50, 125, 32, 65
+RESUMABLE = False  # nothing trains: an interrupted run is simply started again
 REPORT_T = (1, 10, 25, 50, 100)
 
 

@@ -136,8 +136,9 @@ def problem(corpus: Corpus, model, *, batch: int, optimizer, seq: int, eval_stre
     ``optimizer`` is a recipe from :mod:`recurrax.optim` (the study: Adam with a linear warm-up,
     cosine decay to 0.1 x and global-norm clipping). The problem's state is
     ``(model carry, chunk index)``: each step reads the next chunk of every stream and starts
-    from the carry the last step left (gradients stop at the chunk boundary); the batch a step
-    samples is only its dropout key. ``evaluate`` reports ``val_nats`` and ``val_bits`` over
+    from the carry the last step left (gradients stop at the chunk boundary). The text a step
+    reads is fixed by that index, so what a step samples is only its randomness:
+    ``{"dropout": key}``. ``evaluate`` reports ``val_nats`` and ``val_bits`` over
     the whole validation text.
     """
     from recurrax.problem import Problem
@@ -149,12 +150,13 @@ def problem(corpus: Corpus, model, *, batch: int, optimizer, seq: int, eval_stre
     )
     n_chunks = chunks_per_epoch(train, seq)
 
-    def loss(params, key, hp, state):
+    def loss(params, drawn, hp, state):
         model_carry, index = state
         fresh = model.initial_carry(batch)
         model_carry = jax.tree.map(lambda c, z: jnp.where(index == 0, z, c), model_carry, fresh)
         x, y = chunk(train, index, seq)
-        logits, model_carry = model.apply(params, x, jax.lax.stop_gradient(model_carry), key=key)
+        carry_in = jax.lax.stop_gradient(model_carry)
+        logits, model_carry = model.apply(params, x, carry_in, key=drawn["dropout"])
         value = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return value, (model_carry, (index + 1) % n_chunks)
 
@@ -164,7 +166,7 @@ def problem(corpus: Corpus, model, *, batch: int, optimizer, seq: int, eval_stre
 
     return Problem(
         init=lambda key, hp: model.init(key),
-        sample=lambda key, hp: key,  # the data is sliced in the loss; the key drives dropout
+        sample=lambda key, hp: {"dropout": key},
         loss=loss,
         evaluate=evaluate_fn,
         optimizer=optimizer,
