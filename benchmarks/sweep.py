@@ -4,7 +4,8 @@ The aⁿbⁿcⁿ-sized model (vocabulary 6, embedding 4, one LSTM layer of 8 cel
 sigmoid cross-entropy against the legal next-symbol sets), batch 10 strings with n <= 10
 (length 32), Adam, ``--steps`` steps, for S members at once. In one process:
 
-- recurrax: ``recurrax.runs.train`` (the whole loop compiled, vmapped over members);
+- recurrax: ``recurrax.runs.train`` (the whole loop compiled, vmapped over members, the members
+  split over one JAX device per core, as the studies do by default);
 - torch sequential: the same model trained S times one after another (measured at S = 1 and
   8, extrapolated linearly beyond: said so in the output);
 - torch ensemble: ``torch.func.stack_module_state`` + ``vmap`` over ``functional_call`` of a
@@ -29,6 +30,9 @@ import optax
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from recurrax import cli  # noqa: E402
+
+cli.use_all_cores()  # the recurrax row is what a user gets by default: members over all cores
 from recurrax import LSTM, Model, engine, optim, runs  # noqa: E402
 from recurrax.tasks import formal  # noqa: E402
 

@@ -34,6 +34,10 @@ The small-param gradients ``d s`` are summed over steps inside the reverse scan,
 does (for ``W_hr`` that is one ``[H, P]`` outer product per step). The gradients equal
 autodiff's of the per-step ``cell.step`` scan (``tests/test_fused.py``, every variant). Being a
 ``custom_vjp``, :func:`scan` has no forward-mode derivative (``jax.jvp``); use ``cell.step``.
+
+The plain LSTM keeps its own :func:`lstm_scan`: one sigmoid over all gates
+(``g = 2σ(2z) - 1``) and every elementwise gradient written out, which measured 1.4x the speed
+of :func:`generic_scan` in a 128-member sweep; :func:`scan` picks (timings in its docstring).
 """
 
 from __future__ import annotations
@@ -142,7 +146,7 @@ def _forward(cell, params: Params, carry: Carry, xs: Array, lengths: Array | Non
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 5))
-def scan(
+def generic_scan(
     cell, params: Params, carry: Carry, xs: Array, lengths: Array | None = None, unroll: int = 1
 ) -> tuple[Carry, Array]:
     """``cell`` over time-major ``xs [T, B, I]`` with optional ``lengths [B]``.
@@ -188,4 +192,120 @@ def _bwd(cell, unroll, saved, cotangents):
     return grads, d_carry0, dzx @ params["W_ih"].T, None
 
 
-scan.defvjp(_fwd, _bwd)
+generic_scan.defvjp(_fwd, _bwd)
+
+
+def is_plain_lstm(cell) -> bool:
+    """The plain LSTM (forget gate, no peephole or projection, tanh output): it has its own
+    backward, :func:`lstm_scan`, with every elementwise gradient written out."""
+    return (
+        isinstance(cell, LSTM)
+        and cell.forget_gate
+        and not cell.peephole
+        and not cell.proj_size
+        and cell.output_activation == "tanh"
+    )
+
+
+def scan(
+    cell, params: Params, carry: Carry, xs: Array, lengths: Array | None = None, unroll: int = 1
+) -> tuple[Carry, Array]:
+    """``cell`` over time-major ``xs [T, B, I]`` with a hand-written backward: the plain LSTM
+    through :func:`lstm_scan` (one sigmoid for all gates, elementwise gradients written out),
+    every other cell through :func:`generic_scan` (the VJP of the elementwise step by autodiff).
+
+    Measured on 2 CPU cores, 128 vmapped members of the aⁿbⁿcⁿ model (H = 8), member-steps/s:
+    plain LSTM lstm_scan 5,549 (old engine) vs autodiff 4,015 vs generic_scan 3,798; peephole
+    LSTM generic 3,741 vs autodiff 3,829; GRU generic 3,990 vs autodiff 4,332 — the generic
+    backward is correct (tests) but not yet faster than autodiff at sweep sizes.
+    """
+    if is_plain_lstm(cell):
+        return lstm_scan(params, LSTMState(*carry), xs, lengths, unroll)
+    return generic_scan(cell, params, carry, xs, lengths, unroll)
+
+
+def _gate_scale(H: int, g_scale: float, dtype) -> Array:
+    """``[4H]``: 1 for the sigmoid gates, ``g_scale`` for the g block, so that one sigmoid over
+    all gates serves for ``g = tanh(z) = 2σ(2z) - 1`` too (one elementwise pass, no concat)."""
+    return jnp.ones((4, H), dtype).at[2].set(g_scale).reshape(-1)
+
+
+def _lstm_forward(params: Params, carry: LSTMState, xs: Array, lengths: Array | None, unroll: int):
+    W_ih, W_hh, b = params["W_ih"], params["W_hh"], params["b"]
+    H = W_hh.shape[0]
+    scale = _gate_scale(H, 2.0, xs.dtype)
+    mask = None if lengths is None else jnp.arange(xs.shape[0])[:, None] < lengths[None, :]
+
+    def body(carry, inp):
+        h, c = carry
+        x, m = inp
+        a = jax.nn.sigmoid((x @ W_ih + h @ W_hh + b) * scale)  # i, f, (g+1)/2, o
+        i, f, g, o = a[..., :H], a[..., H : 2 * H], 2 * a[..., 2 * H : 3 * H] - 1, a[..., 3 * H :]
+        c_new = f * c + i * g
+        h_new = o * jnp.tanh(c_new)
+        if m is not None:  # padded steps keep the carry and output zeros
+            m = m[:, None]
+            h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
+            return (h_new, c_new), (jnp.where(m, h_new, 0), a, c_new)
+        return (h_new, c_new), (h_new, a, c_new)
+
+    final, (ys, acts, cs) = jax.lax.scan(body, tuple(carry), (xs, mask), unroll=unroll)
+    return LSTMState(*final), ys, (acts, cs, mask)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(4,))
+def lstm_scan(
+    params: Params, carry: LSTMState, xs: Array, lengths: Array | None, unroll: int = 1
+) -> tuple[LSTMState, Array]:
+    """Plain LSTM over time-major ``xs [T, B, I]`` with optional ``lengths [B]``.
+
+    Returns ``(final LSTMState, ys [T, B, H])``; steps past a sequence's length keep the
+    carry and output zeros, exactly like :func:`recurrax.unroll`.
+    """
+    final, ys, _ = _lstm_forward(params, carry, xs, lengths, unroll)
+    return final, ys
+
+
+def _lstm_fwd(params, carry, xs, lengths, unroll):
+    final, ys, res = _lstm_forward(params, carry, xs, lengths, unroll)
+    return (final, ys), (params, carry, xs, ys, res)
+
+
+def _lstm_bwd(unroll, saved, cotangents):
+    params, (h0, c0), xs, ys, (acts, cs, mask) = saved
+    (dh_T, dc_T), dys = cotangents
+    W_hh_T = params["W_hh"].T
+    H = W_hh_T.shape[1]
+    dscale = _gate_scale(H, 4.0, xs.dtype)  # d/dz of 2σ(2z) - 1 is 4σ(1 - σ)
+    # Padding only ever follows the real steps, so step t's previous state is step t-1's.
+    hs_prev = jnp.concatenate([h0[None], ys[:-1]])
+    cs_prev = jnp.concatenate([c0[None], cs[:-1]])
+
+    def body(carry, inp):
+        dh, dc = carry
+        dy, a, c, c_prev, m = inp
+        i, f, g, o = a[..., :H], a[..., H : 2 * H], 2 * a[..., 2 * H : 3 * H] - 1, a[..., 3 * H :]
+        tc = jnp.tanh(c)
+        dh_tot = dh + dy
+        dc_tot = dc + dh_tot * o * (1 - tc * tc)
+        d_act = jnp.concatenate([dc_tot * g, dc_tot * c_prev, dc_tot * i, dh_tot * tc], -1)
+        dz = d_act * a * (1 - a) * dscale
+        dh_prev, dc_prev = dz @ W_hh_T, dc_tot * f
+        if m is not None:
+            m = m[:, None]
+            dz = jnp.where(m, dz, 0)
+            dh_prev, dc_prev = jnp.where(m, dh_prev, dh), jnp.where(m, dc_prev, dc)
+        return (dh_prev, dc_prev), dz
+
+    (dh0, dc0), dz = jax.lax.scan(
+        body, (dh_T, dc_T), (dys, acts, cs, cs_prev, mask), reverse=True, unroll=unroll
+    )
+    grads = {
+        "W_ih": jnp.einsum("tbi,tbg->ig", xs, dz),
+        "W_hh": jnp.einsum("tbh,tbg->hg", hs_prev, dz),
+        "b": dz.sum((0, 1)),
+    }
+    return grads, LSTMState(dh0, dc0), dz @ params["W_ih"].T, None
+
+
+lstm_scan.defvjp(_lstm_fwd, _lstm_bwd)
