@@ -26,6 +26,7 @@ member inside a sweep all see the same batches and give the same numbers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -262,8 +263,12 @@ def shard(tree: Any, n_members: int, config: Config) -> Any:
 def init(problem: Problem, config: Config, table: list[dict[str, float]]) -> tuple[State, dict]:
     """``(states, hps)`` of the members of ``table``: every leaf ``[M, ...]``, sharded."""
     keys, hps = shard(member_arrays(table), len(table), config)
-    states = jax.jit(jax.vmap(lambda k, hp: _init_member(problem, k, hp)))(keys, hps)
-    return states, hps
+    return _compiled_init(problem)(keys, hps), hps
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_init(problem: Problem):
+    return jax.jit(jax.vmap(lambda k, hp: _init_member(problem, k, hp)))
 
 
 def abstract_state(problem: Problem, table: list[dict[str, float]]) -> State:
@@ -272,10 +277,14 @@ def abstract_state(problem: Problem, table: list[dict[str, float]]) -> State:
     return jax.eval_shape(jax.vmap(lambda k, hp: _init_member(problem, k, hp)), keys, hps)
 
 
+@functools.lru_cache(maxsize=8)
 def make_chunk(problem: Problem, config: Config):
     """The compiled ``chunk(states, hps) -> (states, history)`` (states donated): every member
     advanced by ``config.chunk_evals`` evaluation intervals; ``history[name]`` is
-    ``[chunk_evals, M]``, NaN for intervals skipped because every member was done."""
+    ``[chunk_evals, M]``, NaN for intervals skipped because every member was done.
+
+    Cached per ``(problem, config)`` (like :func:`init`'s program), so training the same
+    problem again, e.g. re-running a notebook cell, does not compile again."""
     return jax.jit(_chunk_fn(problem, config), donate_argnums=0)
 
 

@@ -15,8 +15,9 @@ param but ``W_ih, W_hh, b``: the GRU's ``b_hn``; the LSTM's peepholes ``p_i, p_f
 projection ``W_hr [H, P]``. Steps past a sequence's length (mask ``m_t = t < length``) keep the
 carry and output zeros; the mask is part of ``pointwise``, so its VJP handles padding too.
 
-- forward: the scan saves ``z_t`` and ``carry_t`` for every step (``carry_{t-1}`` is then
-  ``carry_0`` followed by all but the last);
+- forward: the input projections ``zx_t`` of all steps are one matmul before the loop; the
+  scan saves ``z_t`` and ``carry_t`` for every step (``carry_{t-1}`` is then ``carry_0``
+  followed by all but the last);
 - backward: a reverse scan carries only ``(d carry, d s)``. Per step it takes the VJP of
   ``pointwise`` alone (elementwise, recomputed from ``z_t``; autodiff writes it) for the
   cotangents ``(d carry_t, dy_t)``, which gives ``dz_t``, ``d s_t`` and the direct part of
@@ -131,15 +132,16 @@ def _forward(cell, params: Params, carry: Carry, xs: Array, lengths: Array | Non
     s = {k: v for k, v in params.items() if k not in _SHARED}
     pointwise, apart = _pointwise(cell), isinstance(cell, GRU)
     mask = None if lengths is None else jnp.arange(xs.shape[0])[:, None] < lengths[None, :]
+    zxs = xs @ W_ih + b  # every step's input projection in one matmul, before the loop
 
     def body(carry, inp):
-        x, m = inp
-        zx, zh = x @ W_ih + b, _h(carry) @ W_hh
+        zx, m = inp
+        zh = _h(carry) @ W_hh
         z = (zx, zh) if apart else zx + zh
         new, y = _masked(pointwise, s, z, carry, m)
         return new, (y, z, new)
 
-    final, (ys, zs, carries) = jax.lax.scan(body, carry, (xs, mask), unroll=unroll)
+    final, (ys, zs, carries) = jax.lax.scan(body, carry, (zxs, mask), unroll=unroll)
     # carry_{t-1} for every step, from the carries after each step
     prev = jax.tree.map(lambda c0, cs: jnp.concatenate([c0[None], cs])[:-1], carry, carries)
     return final, ys, (zs, prev, mask)
@@ -235,11 +237,12 @@ def _lstm_forward(params: Params, carry: LSTMState, xs: Array, lengths: Array | 
     H = W_hh.shape[0]
     scale = _gate_scale(H, 2.0, xs.dtype)
     mask = None if lengths is None else jnp.arange(xs.shape[0])[:, None] < lengths[None, :]
+    zxs = xs @ W_ih + b  # every step's input projection in one matmul, before the loop
 
     def body(carry, inp):
         h, c = carry
-        x, m = inp
-        a = jax.nn.sigmoid((x @ W_ih + h @ W_hh + b) * scale)  # i, f, (g+1)/2, o
+        zx, m = inp
+        a = jax.nn.sigmoid((zx + h @ W_hh) * scale)  # i, f, (g+1)/2, o
         i, f, g, o = a[..., :H], a[..., H : 2 * H], 2 * a[..., 2 * H : 3 * H] - 1, a[..., 3 * H :]
         c_new = f * c + i * g
         h_new = o * jnp.tanh(c_new)
@@ -249,7 +252,7 @@ def _lstm_forward(params: Params, carry: LSTMState, xs: Array, lengths: Array | 
             return (h_new, c_new), (jnp.where(m, h_new, 0), a, c_new)
         return (h_new, c_new), (h_new, a, c_new)
 
-    final, (ys, acts, cs) = jax.lax.scan(body, tuple(carry), (xs, mask), unroll=unroll)
+    final, (ys, acts, cs) = jax.lax.scan(body, tuple(carry), (zxs, mask), unroll=unroll)
     return LSTMState(*final), ys, (acts, cs, mask)
 
 
