@@ -17,7 +17,9 @@ member's seed and hyperparameters), ``checkpoints/`` (orbax, the whole per-membe
 :func:`load` reads a run folder back for analysis without the script that made it: members,
 model, history with hyperparameter columns, and the params of any checkpoint.
 
-Several hosts: only process 0 writes files; every process runs the same program.
+Several processes (``jax.distributed``, see docs/hardware.md): every process calls
+:func:`train` with the same arguments and the same ``out`` (a folder all of them see); only
+process 0 writes the run's files, while orbax writes each process's part of a checkpoint.
 """
 
 from __future__ import annotations
@@ -66,6 +68,14 @@ def write_json(path: Path, value: Any) -> None:
 
 def _is_writer() -> bool:
     return jax.process_index() == 0
+
+
+def _sync(name: str) -> None:
+    """With several processes, wait until every process gets here (no-op with one)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 class _Checkpoints:
@@ -208,6 +218,7 @@ def train(
             "model": model.to_dict() if model is not None else None,
         }
         resuming = _check_folder(out, config_json, resume)
+        _sync("recurrax.runs: folder checked")  # by every process, before process 0 writes
         if writer:
             out.mkdir(parents=True, exist_ok=True)
             if not resuming:
@@ -219,10 +230,9 @@ def train(
             like = jax.tree.map(lambda v: v, states)
             start, restored = ckpt.restore(like=like)
             states = engine.shard(restored, M, config)
-            print(
-                f"resuming {out} from chunk {start} (step {int(states.step.max())})",
-                file=sys.stderr,
-            )
+            step = int(states.step.max())
+            if writer:
+                print(f"resuming {out} from chunk {start} (step {step})", file=sys.stderr)
         rows = []
         if resuming and (out / "metrics.jsonl").exists():
             keep_below = start * config.chunk_evals
@@ -233,6 +243,7 @@ def train(
             ]
             if rows:
                 parts.append(history_arrays(rows, table))
+        _sync("recurrax.runs: metrics read")  # by every process, before process 0 rewrites
         if writer:
             write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
@@ -241,7 +252,7 @@ def train(
         initial=int(states.step.max()),
         unit="step",
         desc=desc,
-        disable=not progress,
+        disable=not progress or not _is_writer(),
         dynamic_ncols=True,
         file=sys.stderr,
     )
@@ -250,20 +261,19 @@ def train(
         if finished.all():
             break
         states, hist = chunk(states, hps)
-        ran = ~np.all(np.isnan(np.asarray(hist["train_loss"])), axis=1)  # skipped: all done
-        hist = {k: np.asarray(v)[ran] for k, v in hist.items()}
+        hist = engine.to_host(hist)  # gathered from every process
+        ran = ~np.all(np.isnan(hist["train_loss"]), axis=1)  # skipped: all done
+        hist = {k: v[ran] for k, v in hist.items()}
         parts.append(hist)
         new_rows = _rows(hist, c * config.chunk_evals + np.flatnonzero(ran), table)
         if writer:
             with open(out / "metrics.jsonl", "a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in new_rows)
         finished = engine.finished(states, config)
-        step = int(np.asarray(states.step).max())
+        steps, diverged = engine.to_host((states.step, states.diverged))
+        step = int(steps.max())
         bar.update(step - bar.n)
-        bar.set_postfix(
-            done=f"{int(finished.sum())}/{M}",
-            diverged=int((np.asarray(states.diverged) >= 0).sum()),
-        )
+        bar.set_postfix(done=f"{int(finished.sum())}/{M}", diverged=int((diverged >= 0).sum()))
         if callback is not None:
             callback(step, new_rows)
         if ckpt is not None and (
@@ -301,9 +311,10 @@ def history_arrays(rows: list[dict], table: list[dict]) -> dict[str, np.ndarray]
 def _summary(table, states: State, history: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Per member: reach and divergence steps, and the metrics of its last evaluation in which
     it trained (``final``)."""
+    reached_at, diverged_at, steps = engine.to_host((states.reached, states.diverged, states.step))
     out = []
     for m, member in enumerate(table):
-        reached, diverged = int(states.reached[m]), int(states.diverged[m])
+        reached, diverged = int(reached_at[m]), int(diverged_at[m])
         trained = np.flatnonzero(~np.isnan(history["train_loss"][:, m])) if history else []
         final = {}
         if len(trained):
@@ -313,7 +324,7 @@ def _summary(table, states: State, history: dict[str, np.ndarray]) -> list[dict[
             {
                 "member": m,
                 **member,
-                "steps": int(states.step[m]),
+                "steps": int(steps[m]),
                 "reached": reached if reached >= 0 else None,
                 "diverged": diverged if diverged >= 0 else None,
                 "final": final,
