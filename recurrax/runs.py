@@ -98,21 +98,40 @@ class _Checkpoints:
 
     def restore(self, chunk: int | None = None, like: State | None = None) -> tuple[int, Any]:
         """The state at ``chunk`` (default: the latest readable one), as ``like`` or, without
-        it, as stored (dicts of arrays). ``ValueError`` if none can be read."""
+        it, as stored (dicts of arrays) on this process's first device, whatever devices and
+        processes saved it. ``ValueError`` if none can be read."""
         chunks = sorted(self.manager.all_steps(), reverse=True)
         if chunk is not None:
             if chunk not in chunks:
                 raise ValueError(f"no checkpoint {chunk}; saved: {sorted(chunks)}")
             chunks = [chunk]
-        args = self._ocp.args.StandardRestore(like)
         for c in chunks:
             try:
-                state = self.manager.restore(c, args=args)
+                target = like if like is not None else self._stored(c)
+                state = self.manager.restore(c, args=self._ocp.args.StandardRestore(target))
                 return c, (State(*state) if like is not None else state)
             except Exception as err:  # noqa: BLE001 - any failure means: unreadable
                 msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
                 print(f"warning: checkpoint {c} is unreadable ({msg})", file=sys.stderr)
         raise ValueError(f"no readable checkpoint in {self.manager.directory}")
+
+    def _stored(self, chunk: int) -> Any:
+        """Shapes and dtypes of checkpoint ``chunk`` placed on one local device: a restore
+        target for a checkpoint saved over other devices (orbax refuses to restore a sharded
+        checkpoint onto a different set of devices without one)."""
+        reader = self._ocp.CheckpointManager(
+            self.manager.directory,
+            item_handlers=self._ocp.StandardCheckpointHandler(),
+            options=self._ocp.CheckpointManagerOptions(create=False),
+        )
+        try:
+            stored = reader.item_metadata(chunk)
+        finally:
+            reader.close()
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        return jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), stored
+        )
 
 
 def _check_folder(out: Path, config_json: dict, resume: bool) -> bool:
