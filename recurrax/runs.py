@@ -49,7 +49,7 @@ class Result(NamedTuple):
     """What :func:`train` returns (and writes to its run folder)."""
 
     table: list[dict[str, float]]  # the members: seed and hyperparameters
-    state: State  # final state, leaves ``[M, ...]``
+    state: State  # final state, leaves ``[M, ...]`` (several processes: engine.to_host reads it)
     history: dict[str, np.ndarray]  # every evaluation that ran: ``[n_evals, M]`` per metric
     summary: list[dict[str, Any]]  # per member: reach/diverge steps and final metrics
 
@@ -218,7 +218,8 @@ def train(
         a run yet is started); without it, a folder that holds a run is refused.
       callback: called after every chunk as ``callback(step, rows)`` with the new
         ``metrics.jsonl`` rows (each with the member's seed and hyperparameters): send them to
-        TensorBoard, W&B or any tracker (see docs/runs.md).
+        TensorBoard, W&B or any tracker (see docs/runs.md). With several processes it is
+        called on each; guard it with ``jax.process_index() == 0`` to log once.
       checkpoint_every: chunks between checkpoints (0: none); ``keep``: how many are kept
         (``None``: all).
     """
