@@ -16,7 +16,9 @@ member:
 **Several devices**: ``Config.shard`` splits the member axis (sweeps) or each batch (large
 single runs) over all devices with ``jax.sharding``. On CPU, one device per core is exposed by
 ``jax.config.update("jax_num_cpu_devices", N)`` before the first computation; the study entry
-points do that (:func:`recurrax.cli.use_all_cores`).
+points do that (:func:`recurrax.cli.use_all_cores`). **Several processes** (hosts): after
+``jax.distributed.initialize(...)`` in every process, the meshes span the global device list
+and every process runs the same calls; :func:`to_host` reads a result whole on each of them.
 
 The program ends when every member is done or at ``steps``. Step ``t`` of a member uses the key
 ``fold_in(member_key, t)``, so a run resumed from a checkpoint, a lone member and the same
@@ -36,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
 from recurrax.problem import Problem
 
@@ -53,8 +56,9 @@ class Config:
       target_metric, target: a member reaches its target when ``metric >= target``.
       stop_on_target: freeze a member once it reaches its target (else record and go on).
       shard: how to use several devices: ``"members"`` (sweeps: the member axis is split over
-        all local devices when they divide it), ``"batch"`` (large single runs: every sampled
-        batch is split on its leading axis, params replicated) or ``"none"``.
+        all devices, those of every process, when they divide it), ``"batch"`` (large single
+        runs: every sampled batch is split on its leading axis, params replicated) or
+        ``"none"``.
     """
 
     steps: int
@@ -288,6 +292,24 @@ def make_chunk(problem: Problem, config: Config):
     return jax.jit(_chunk_fn(problem, config), donate_argnums=0)
 
 
+def to_host(tree: Any) -> Any:
+    """``tree`` as numpy arrays of the same shapes, whole on every process.
+
+    With one process this is ``np.asarray`` per leaf. With several (``jax.distributed``), a
+    leaf split over devices of other processes (the member axis of a sweep over hosts) is
+    gathered with ``multihost_utils.process_allgather`` (a collective: every process must call
+    this with the same tree); leaves each process holds whole are read as they are.
+    """
+    return jax.tree.map(_host_array, tree)
+
+
+def _host_array(x: Any) -> np.ndarray:
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return multihost_utils.process_allgather(x, tiled=True)
+    return np.asarray(x)
+
+
 def finished(states: State, config: Config) -> np.ndarray:
     """``[M]`` bool: members frozen (target reached, diverged) or at ``config.steps``."""
-    return np.asarray(states.done) | (np.asarray(states.step) >= config.steps)
+    done, step = to_host((states.done, states.step))
+    return done | (step >= config.steps)

@@ -17,7 +17,9 @@ member's seed and hyperparameters), ``checkpoints/`` (orbax, the whole per-membe
 :func:`load` reads a run folder back for analysis without the script that made it: members,
 model, history with hyperparameter columns, and the params of any checkpoint.
 
-Several hosts: only process 0 writes files; every process runs the same program.
+Several processes (``jax.distributed``, see docs/hardware.md): every process calls
+:func:`train` with the same arguments and the same ``out`` (a folder all of them see); only
+process 0 writes the run's files, while orbax writes each process's part of a checkpoint.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Result(NamedTuple):
     """What :func:`train` returns (and writes to its run folder)."""
 
     table: list[dict[str, float]]  # the members: seed and hyperparameters
-    state: State  # final state, leaves ``[M, ...]``
+    state: State  # final state, leaves ``[M, ...]`` (several processes: engine.to_host reads it)
     history: dict[str, np.ndarray]  # every evaluation that ran: ``[n_evals, M]`` per metric
     summary: list[dict[str, Any]]  # per member: reach/diverge steps and final metrics
 
@@ -66,6 +68,14 @@ def write_json(path: Path, value: Any) -> None:
 
 def _is_writer() -> bool:
     return jax.process_index() == 0
+
+
+def _sync(name: str) -> None:
+    """With several processes, wait until every process gets here (no-op with one)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 class _Checkpoints:
@@ -88,21 +98,40 @@ class _Checkpoints:
 
     def restore(self, chunk: int | None = None, like: State | None = None) -> tuple[int, Any]:
         """The state at ``chunk`` (default: the latest readable one), as ``like`` or, without
-        it, as stored (dicts of arrays). ``ValueError`` if none can be read."""
+        it, as stored (dicts of arrays) on this process's first device, whatever devices and
+        processes saved it. ``ValueError`` if none can be read."""
         chunks = sorted(self.manager.all_steps(), reverse=True)
         if chunk is not None:
             if chunk not in chunks:
                 raise ValueError(f"no checkpoint {chunk}; saved: {sorted(chunks)}")
             chunks = [chunk]
-        args = self._ocp.args.StandardRestore(like)
         for c in chunks:
             try:
-                state = self.manager.restore(c, args=args)
+                target = like if like is not None else self._stored(c)
+                state = self.manager.restore(c, args=self._ocp.args.StandardRestore(target))
                 return c, (State(*state) if like is not None else state)
             except Exception as err:  # noqa: BLE001 - any failure means: unreadable
                 msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
                 print(f"warning: checkpoint {c} is unreadable ({msg})", file=sys.stderr)
         raise ValueError(f"no readable checkpoint in {self.manager.directory}")
+
+    def _stored(self, chunk: int) -> Any:
+        """Shapes and dtypes of checkpoint ``chunk`` placed on one local device: a restore
+        target for a checkpoint saved over other devices (orbax refuses to restore a sharded
+        checkpoint onto a different set of devices without one)."""
+        reader = self._ocp.CheckpointManager(
+            self.manager.directory,
+            item_handlers=self._ocp.StandardCheckpointHandler(),
+            options=self._ocp.CheckpointManagerOptions(create=False),
+        )
+        try:
+            stored = reader.item_metadata(chunk)
+        finally:
+            reader.close()
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        return jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), stored
+        )
 
 
 def _check_folder(out: Path, config_json: dict, resume: bool) -> bool:
@@ -189,7 +218,8 @@ def train(
         a run yet is started); without it, a folder that holds a run is refused.
       callback: called after every chunk as ``callback(step, rows)`` with the new
         ``metrics.jsonl`` rows (each with the member's seed and hyperparameters): send them to
-        TensorBoard, W&B or any tracker (see docs/runs.md).
+        TensorBoard, W&B or any tracker (see docs/runs.md). With several processes it is
+        called on each; guard it with ``jax.process_index() == 0`` to log once.
       checkpoint_every: chunks between checkpoints (0: none); ``keep``: how many are kept
         (``None``: all).
     """
@@ -208,6 +238,7 @@ def train(
             "model": model.to_dict() if model is not None else None,
         }
         resuming = _check_folder(out, config_json, resume)
+        _sync("recurrax.runs: folder checked")  # by every process, before process 0 writes
         if writer:
             out.mkdir(parents=True, exist_ok=True)
             if not resuming:
@@ -219,10 +250,9 @@ def train(
             like = jax.tree.map(lambda v: v, states)
             start, restored = ckpt.restore(like=like)
             states = engine.shard(restored, M, config)
-            print(
-                f"resuming {out} from chunk {start} (step {int(states.step.max())})",
-                file=sys.stderr,
-            )
+            step = int(states.step.max())
+            if writer:
+                print(f"resuming {out} from chunk {start} (step {step})", file=sys.stderr)
         rows = []
         if resuming and (out / "metrics.jsonl").exists():
             keep_below = start * config.chunk_evals
@@ -233,6 +263,7 @@ def train(
             ]
             if rows:
                 parts.append(history_arrays(rows, table))
+        _sync("recurrax.runs: metrics read")  # by every process, before process 0 rewrites
         if writer:
             write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
@@ -241,7 +272,7 @@ def train(
         initial=int(states.step.max()),
         unit="step",
         desc=desc,
-        disable=not progress,
+        disable=not progress or not _is_writer(),
         dynamic_ncols=True,
         file=sys.stderr,
     )
@@ -250,20 +281,19 @@ def train(
         if finished.all():
             break
         states, hist = chunk(states, hps)
-        ran = ~np.all(np.isnan(np.asarray(hist["train_loss"])), axis=1)  # skipped: all done
-        hist = {k: np.asarray(v)[ran] for k, v in hist.items()}
+        hist = engine.to_host(hist)  # gathered from every process
+        ran = ~np.all(np.isnan(hist["train_loss"]), axis=1)  # skipped: all done
+        hist = {k: v[ran] for k, v in hist.items()}
         parts.append(hist)
         new_rows = _rows(hist, c * config.chunk_evals + np.flatnonzero(ran), table)
         if writer:
             with open(out / "metrics.jsonl", "a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in new_rows)
         finished = engine.finished(states, config)
-        step = int(np.asarray(states.step).max())
+        steps, diverged = engine.to_host((states.step, states.diverged))
+        step = int(steps.max())
         bar.update(step - bar.n)
-        bar.set_postfix(
-            done=f"{int(finished.sum())}/{M}",
-            diverged=int((np.asarray(states.diverged) >= 0).sum()),
-        )
+        bar.set_postfix(done=f"{int(finished.sum())}/{M}", diverged=int((diverged >= 0).sum()))
         if callback is not None:
             callback(step, new_rows)
         if ckpt is not None and (
@@ -301,9 +331,10 @@ def history_arrays(rows: list[dict], table: list[dict]) -> dict[str, np.ndarray]
 def _summary(table, states: State, history: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Per member: reach and divergence steps, and the metrics of its last evaluation in which
     it trained (``final``)."""
+    reached_at, diverged_at, steps = engine.to_host((states.reached, states.diverged, states.step))
     out = []
     for m, member in enumerate(table):
-        reached, diverged = int(states.reached[m]), int(states.diverged[m])
+        reached, diverged = int(reached_at[m]), int(diverged_at[m])
         trained = np.flatnonzero(~np.isnan(history["train_loss"][:, m])) if history else []
         final = {}
         if len(trained):
@@ -313,7 +344,7 @@ def _summary(table, states: State, history: dict[str, np.ndarray]) -> list[dict[
             {
                 "member": m,
                 **member,
-                "steps": int(states.step[m]),
+                "steps": int(steps[m]),
                 "reached": reached if reached >= 0 else None,
                 "diverged": diverged if diverged >= 0 else None,
                 "final": final,
