@@ -223,6 +223,8 @@ def scan(
     """
     if is_plain_lstm(cell):
         return lstm_scan(params, LSTMState(*carry), xs, lengths, unroll)
+    if isinstance(cell, LSTM) and not cell.proj_size:
+        return peephole_scan(cell, params, LSTMState(*carry), xs, lengths, unroll)
     return generic_scan(cell, params, carry, xs, lengths, unroll)
 
 
@@ -312,3 +314,116 @@ def _lstm_bwd(unroll, saved, cotangents):
 
 
 lstm_scan.defvjp(_lstm_fwd, _lstm_bwd)
+
+
+# --- every LSTM without projection: elementwise gradients written out ---------------------------
+
+
+def _peep_forward(cell, params: Params, carry: LSTMState, xs: Array, lengths, unroll: int):
+    """Gers & Schmidhuber's LSTM family (peepholes, no forget gate, identity output) forward:
+    ``(final, ys, (gates [T, B, G·H] after their nonlinearity, cs [T, B, H]))``."""
+    W_hh = params["W_hh"]
+    psi = ACTIVATIONS[cell.output_activation]
+    forget, peep = cell.forget_gate, cell.peephole
+    mask = None if lengths is None else jnp.arange(xs.shape[0])[:, None] < lengths[None, :]
+    zxs = xs @ params["W_ih"] + params["b"]  # every step's input projection, before the loop
+
+    def body(carry, inp):
+        h, c = carry
+        zx, m = inp
+        z = jnp.split(zx + h @ W_hh, len(cell.gates), axis=-1)
+        z = dict(zip(cell.gates, z))
+        i = jax.nn.sigmoid(z["i"] + params["p_i"] * c if peep else z["i"])
+        g = jnp.tanh(z["g"])
+        if forget:
+            f = jax.nn.sigmoid(z["f"] + params["p_f"] * c if peep else z["f"])
+            c_new = f * c + i * g
+        else:
+            c_new = c + i * g
+        o = jax.nn.sigmoid(z["o"] + params["p_o"] * c_new if peep else z["o"])
+        h_new = o * psi(c_new)
+        gates = jnp.concatenate([i, f, g, o] if forget else [i, g, o], axis=-1)
+        if m is not None:  # padded steps keep the carry and output zeros
+            m = m[:, None]
+            h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
+            return (h_new, c_new), (jnp.where(m, h_new, 0), gates, c_new)
+        return (h_new, c_new), (h_new, gates, c_new)
+
+    final, (ys, gates, cs) = jax.lax.scan(body, tuple(carry), (zxs, mask), unroll=unroll)
+    return LSTMState(*final), ys, (gates, cs, mask)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 5))
+def peephole_scan(
+    cell, params: Params, carry: LSTMState, xs: Array, lengths: Array | None, unroll: int = 1
+) -> tuple[LSTMState, Array]:
+    """Any LSTM without projection (peepholes, no forget gate, identity output) over
+    time-major ``xs [T, B, I]`` with optional ``lengths [B]``, every elementwise gradient
+    written out. Returns ``(final LSTMState, ys [T, B, H])``."""
+    final, ys, _ = _peep_forward(cell, params, carry, xs, lengths, unroll)
+    return final, ys
+
+
+def _peep_fwd(cell, params, carry, xs, lengths, unroll):
+    final, ys, res = _peep_forward(cell, params, carry, xs, lengths, unroll)
+    return (final, ys), (params, carry, xs, ys, res)
+
+
+def _peep_bwd(cell, unroll, saved, cotangents):
+    params, (h0, c0), xs, ys, (gates, cs, mask) = saved
+    (dh_T, dc_T), dys = cotangents
+    W_hh_T = params["W_hh"].T
+    forget, peep, tanh_out = cell.forget_gate, cell.peephole, cell.output_activation == "tanh"
+    n = len(cell.gates)
+    # Padding only ever follows the real steps, so step t's previous state is step t-1's.
+    hs_prev = jnp.concatenate([h0[None], ys[:-1]])
+    cs_prev = jnp.concatenate([c0[None], cs[:-1]])
+
+    def body(carry, inp):
+        dh, dc = carry
+        dy, a, c, c_prev, m = inp
+        a = dict(zip(cell.gates, jnp.split(a, n, axis=-1)))
+        i, g, o = a["i"], a["g"], a["o"]
+        dh_tot = dh + dy
+        psi = jnp.tanh(c) if tanh_out else c
+        dzo = dh_tot * psi * o * (1 - o)
+        dc_tot = dc + dh_tot * o * ((1 - psi * psi) if tanh_out else 1)
+        if peep:
+            dc_tot = dc_tot + dzo * params["p_o"]
+        dzi = dc_tot * g * i * (1 - i)
+        dzg = dc_tot * i * (1 - g * g)
+        if forget:
+            f = a["f"]
+            dzf = dc_tot * c_prev * f * (1 - f)
+            dc_prev = dc_tot * f
+            dz = jnp.concatenate([dzi, dzf, dzg, dzo], axis=-1)
+        else:
+            dc_prev = dc_tot
+            dz = jnp.concatenate([dzi, dzg, dzo], axis=-1)
+        if peep:
+            dc_prev = dc_prev + dzi * params["p_i"] + (dzf * params["p_f"] if forget else 0)
+        dh_prev = dz @ W_hh_T
+        if m is not None:
+            m = m[:, None]
+            dz = jnp.where(m, dz, 0)
+            dh_prev, dc_prev = jnp.where(m, dh_prev, dh), jnp.where(m, dc_prev, dc)
+        return (dh_prev, dc_prev), dz
+
+    (dh0, dc0), dz = jax.lax.scan(
+        body, (dh_T, dc_T), (dys, gates, cs, cs_prev, mask), reverse=True, unroll=unroll
+    )
+    grads = {
+        "W_ih": jnp.einsum("tbi,tbg->ig", xs, dz),
+        "W_hh": jnp.einsum("tbh,tbg->hg", hs_prev, dz),
+        "b": dz.sum((0, 1)),
+    }
+    if peep:  # p_i, p_f see the previous cell state, p_o the new one
+        dzs = dict(zip(cell.gates, jnp.split(dz, n, axis=-1)))
+        grads["p_i"] = jnp.sum(dzs["i"] * cs_prev, (0, 1))
+        grads["p_o"] = jnp.sum(dzs["o"] * cs, (0, 1))
+        if forget:
+            grads["p_f"] = jnp.sum(dzs["f"] * cs_prev, (0, 1))
+    return grads, LSTMState(dh0, dc0), dz @ params["W_ih"].T, None
+
+
+peephole_scan.defvjp(_peep_fwd, _peep_bwd)
