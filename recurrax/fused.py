@@ -36,9 +36,11 @@ does (for ``W_hr`` that is one ``[H, P]`` outer product per step). The gradients
 autodiff's of the per-step ``cell.step`` scan (``tests/test_fused.py``, every variant). Being a
 ``custom_vjp``, :func:`scan` has no forward-mode derivative (``jax.jvp``); use ``cell.step``.
 
-The plain LSTM keeps its own :func:`lstm_scan`: one sigmoid over all gates
-(``g = 2σ(2z) - 1``) and every elementwise gradient written out, which measured 1.4x the speed
-of :func:`generic_scan` in a 128-member sweep; :func:`scan` picks (timings in its docstring).
+That generic backward (:func:`generic_scan`) is correct for every cell, but recomputing the
+step under ``jax.vjp`` costs kernels, so every cell the studies use also has its elementwise
+gradients written out (:func:`lstm_scan`, :func:`peephole_scan`, :func:`gru_scan`,
+:func:`rnn_scan`); :func:`scan` picks, by measurement (timings in its docstring). The projection
+LSTM keeps the generic one.
 """
 
 from __future__ import annotations
@@ -212,19 +214,27 @@ def is_plain_lstm(cell) -> bool:
 def scan(
     cell, params: Params, carry: Carry, xs: Array, lengths: Array | None = None, unroll: int = 1
 ) -> tuple[Carry, Array]:
-    """``cell`` over time-major ``xs [T, B, I]`` with a hand-written backward: the plain LSTM
-    through :func:`lstm_scan` (one sigmoid for all gates, elementwise gradients written out),
-    every other cell through :func:`generic_scan` (the VJP of the elementwise step by autodiff).
+    """``cell`` over time-major ``xs [T, B, I]`` with a hand-written backward, chosen by
+    measurement: every elementwise gradient written out per cell — :func:`lstm_scan` (plain
+    LSTM: one sigmoid for all gates), :func:`peephole_scan` (every other LSTM without
+    projection), :func:`gru_scan`, :func:`rnn_scan` — and :func:`generic_scan` (the VJP of the
+    elementwise step by autodiff) for the projection LSTM.
 
-    Measured on 2 CPU cores, 128 vmapped members of the aⁿbⁿcⁿ model (H = 8), member-steps/s:
-    plain LSTM lstm_scan 5,549 (old engine) vs autodiff 4,015 vs generic_scan 3,798; peephole
-    LSTM generic 3,741 vs autodiff 3,829; GRU generic 3,990 vs autodiff 4,332 — the generic
-    backward is correct (tests) but not yet faster than autodiff at sweep sizes.
+    Measured on this project's 2-core CPU, 128 vmapped members of the aⁿbⁿcⁿ model (H = 8,
+    members over both cores, compile excluded), member-steps/s, written-out vs autodiff of the
+    ``cell.step`` scan vs the generic VJP: plain LSTM 15,300 / 11,100 / 13,300; peephole LSTM
+    10,850 / 9,700 / 8,900; GRU 13,400 / 11,500 / 11,000; tanh RNN 28,200 / 17,700 / -. The
+    generic VJP was slower than autodiff for the peephole LSTM and the GRU, which is why
+    every cell the studies use has its own.
     """
     if is_plain_lstm(cell):
         return lstm_scan(params, LSTMState(*carry), xs, lengths, unroll)
     if isinstance(cell, LSTM) and not cell.proj_size:
         return peephole_scan(cell, params, LSTMState(*carry), xs, lengths, unroll)
+    if isinstance(cell, GRU):
+        return gru_scan(params, carry, xs, lengths, unroll)
+    if isinstance(cell, RNN):
+        return rnn_scan(cell, params, carry, xs, lengths, unroll)
     return generic_scan(cell, params, carry, xs, lengths, unroll)
 
 
@@ -427,3 +437,145 @@ def _peep_bwd(cell, unroll, saved, cotangents):
 
 
 peephole_scan.defvjp(_peep_fwd, _peep_bwd)
+
+
+# --- GRU and RNN: elementwise gradients written out --------------------------------------------
+
+
+def _mask(xs: Array, lengths: Array | None) -> Array | None:
+    """``[T, B, 1]``: True where ``t < length``, or None."""
+    if lengths is None:
+        return None
+    return (jnp.arange(xs.shape[0])[:, None] < lengths[None, :])[..., None]
+
+
+def _shared_grads(params: Params, xs: Array, hs_prev: Array, dzx: Array, dzh: Array):
+    """The big gradients as single matmuls over all ``T·B`` rows: ``({W_ih, W_hh, b}, d xs)``."""
+    grads = {
+        "W_ih": jnp.einsum("tbi,tbg->ig", xs, dzx),
+        "W_hh": jnp.einsum("tbh,tbg->hg", hs_prev, dzh),
+        "b": dzx.sum((0, 1)),
+    }
+    return grads, dzx @ params["W_ih"].T
+
+
+def _gru_forward(params: Params, h: Array, xs: Array, lengths, unroll: int):
+    """``(final h, ys, (gates r, z, n and h W_hn + b_hn [T, B, 4H]))``."""
+    W_hh, b_hn = params["W_hh"], params["b_hn"]
+    mask = _mask(xs, lengths)
+    zxs = xs @ params["W_ih"] + params["b"]  # every step's input projection, before the loop
+
+    def body(h, inp):
+        zx, m = inp
+        xr, xz, xn = jnp.split(zx, 3, axis=-1)
+        hr, hz, hn = jnp.split(h @ W_hh, 3, axis=-1)
+        r, u = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
+        hn = hn + b_hn
+        n = jnp.tanh(xn + r * hn)
+        h_new = (1 - u) * n + u * h
+        if m is not None:
+            h_new = jnp.where(m, h_new, h)
+            return h_new, (jnp.where(m, h_new, 0), jnp.concatenate([r, u, n, hn], -1))
+        return h_new, (h_new, jnp.concatenate([r, u, n, hn], -1))
+
+    final, (ys, saved) = jax.lax.scan(body, h, (zxs, mask), unroll=unroll)
+    return final, ys, saved
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(4,))
+def gru_scan(
+    params: Params, h: Array, xs: Array, lengths: Array | None, unroll: int = 1
+) -> tuple[Array, Array]:
+    """The GRU over time-major ``xs [T, B, I]`` with optional ``lengths [B]``, every elementwise
+    gradient written out. Returns ``(final h [B, H], ys [T, B, H])``."""
+    final, ys, _ = _gru_forward(params, h, xs, lengths, unroll)
+    return final, ys
+
+
+def _gru_fwd(params, h, xs, lengths, unroll):
+    final, ys, saved = _gru_forward(params, h, xs, lengths, unroll)
+    return (final, ys), (params, h, xs, lengths, ys, saved)
+
+
+def _gru_bwd(unroll, res, cotangents):
+    params, h0, xs, lengths, ys, saved = res
+    dh_T, dys = cotangents
+    W_hh_T = params["W_hh"].T
+    hs_prev = jnp.concatenate([h0[None], ys[:-1]])  # padding only follows the real steps
+
+    def body(dh, inp):
+        dy, s, h, m = inp
+        r, u, n, hn = jnp.split(s, 4, axis=-1)
+        dh_tot = dh + dy
+        dzn = dh_tot * (1 - u) * (1 - n * n)
+        dzr = dzn * hn * r * (1 - r)
+        dzu = dh_tot * (h - n) * u * (1 - u)
+        dzx = jnp.concatenate([dzr, dzu, dzn], -1)
+        dzh = jnp.concatenate([dzr, dzu, dzn * r], -1)
+        dh_prev = dh_tot * u + dzh @ W_hh_T
+        if m is not None:
+            dzx, dzh = jnp.where(m, dzx, 0), jnp.where(m, dzh, 0)
+            dh_prev = jnp.where(m, dh_prev, dh)
+        return dh_prev, (dzx, dzh)
+
+    dh0, (dzx, dzh) = jax.lax.scan(
+        body, dh_T, (dys, saved, hs_prev, _mask(xs, lengths)), reverse=True, unroll=unroll
+    )
+    grads, dxs = _shared_grads(params, xs, hs_prev, dzx, dzh)
+    grads["b_hn"] = jnp.split(dzh, 3, axis=-1)[2].sum((0, 1))
+    return grads, dh0, dxs, None
+
+
+gru_scan.defvjp(_gru_fwd, _gru_bwd)
+
+
+def _rnn_forward(cell, params: Params, h: Array, xs: Array, lengths, unroll: int):
+    act, W_hh, mask = ACTIVATIONS[cell.nonlinearity], params["W_hh"], _mask(xs, lengths)
+    zxs = xs @ params["W_ih"] + params["b"]  # every step's input projection, before the loop
+
+    def body(h, inp):
+        zx, m = inp
+        h_new = act(zx + h @ W_hh)
+        if m is not None:
+            return jnp.where(m, h_new, h), jnp.where(m, h_new, 0)
+        return h_new, h_new
+
+    return jax.lax.scan(body, h, (zxs, mask), unroll=unroll)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 5))
+def rnn_scan(
+    cell, params: Params, h: Array, xs: Array, lengths: Array | None, unroll: int = 1
+) -> tuple[Array, Array]:
+    """The Elman RNN (tanh or ReLU) over time-major ``xs [T, B, I]`` with optional
+    ``lengths [B]``. Returns ``(final h [B, H], ys [T, B, H])``; the derivative of the
+    nonlinearity is read off its output (``1 - h²``; ``h > 0``)."""
+    return _rnn_forward(cell, params, h, xs, lengths, unroll)
+
+
+def _rnn_fwd(cell, params, h, xs, lengths, unroll):
+    final, ys = _rnn_forward(cell, params, h, xs, lengths, unroll)
+    return (final, ys), (params, h, xs, lengths, ys)
+
+
+def _rnn_bwd(cell, unroll, res, cotangents):
+    params, h0, xs, lengths, ys = res
+    dh_T, dys = cotangents
+    W_hh_T = params["W_hh"].T
+    slope = {"tanh": lambda h: 1 - h * h, "relu": lambda h: (h > 0).astype(h.dtype)}
+    slope = slope[cell.nonlinearity]
+
+    def body(dh, inp):
+        dy, h, m = inp
+        dz = (dh + dy) * slope(h)
+        dh_prev = dz @ W_hh_T
+        if m is not None:
+            dz, dh_prev = jnp.where(m, dz, 0), jnp.where(m, dh_prev, dh)
+        return dh_prev, dz
+
+    dh0, dz = jax.lax.scan(body, dh_T, (dys, ys, _mask(xs, lengths)), reverse=True, unroll=unroll)
+    grads, dxs = _shared_grads(params, xs, jnp.concatenate([h0[None], ys[:-1]]), dz, dz)
+    return grads, dh0, dxs, None
+
+
+rnn_scan.defvjp(_rnn_fwd, _rnn_bwd)
