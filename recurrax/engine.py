@@ -267,7 +267,8 @@ def shard(tree: Any, n_members: int, config: Config) -> Any:
 def init(problem: Problem, config: Config, table: list[dict[str, float]]) -> tuple[State, dict]:
     """``(states, hps)`` of the members of ``table``: every leaf ``[M, ...]``, sharded."""
     keys, hps = shard(member_arrays(table), len(table), config)
-    return _compiled_init(problem)(keys, hps), hps
+    # placed as the chunk returns them, so that its second call does not compile again
+    return shard(_compiled_init(problem)(keys, hps), len(table), config), hps
 
 
 @functools.lru_cache(maxsize=8)
