@@ -2,7 +2,13 @@
 classic PyTorch notebook loop (one forward, then ``backward(retain_graph=True)`` per T).
 
 LSTM with hidden 125, input 50, batch 32, L_T = ‖h_T‖₁. Prints wall times (median of
-``--repeats``; compile time separately) and the ratios. ``python benchmarks/gradflow.py``
+``--repeats``; compile time separately), the ratios, and recurrax's arithmetic rate.
+
+recurrax's call is forward mode: K = 125 tangents per example pushed through every step, one
+``[K·B, H] @ [H, 4H]`` matmul a step, ≈ 100 GFLOP for T = 200 — about the work of the T
+backward passes themselves (Σ_T T ≈ 20,000 step-backwards), so the exact answer is bound by
+matmul throughput: on a 2-core CPU that measures ~210 GFLOP/s on a 1024³ matmul it cannot take
+less than ~0.5 s, whatever the implementation. ``python benchmarks/gradflow.py``
 """
 
 from __future__ import annotations
@@ -80,7 +86,11 @@ def main() -> None:
         f"T = 1..{args.T}, LSTM hidden {HIDDEN}, input {INPUT}, batch {BATCH}, "
         f"{os.cpu_count()} cores"
     )
-    print(f"  recurrax one call     {t_ours:8.3f} s  (compile {compile_s:.1f} s)")
+    flops = 2 * args.T * HIDDEN * BATCH * HIDDEN * 4 * HIDDEN  # the tangent matmuls
+    print(
+        f"  recurrax one call     {t_ours:8.3f} s  (compile {compile_s:.1f} s; tangent matmuls "
+        f"{flops / 1e9:.0f} GFLOP, {flops / t_ours / 1e9:.0f} GFLOP/s)"
+    )
     print(
         f"  jax.grad per-T loop   {t_naive:8.3f} s  -> recurrax is {t_naive / t_ours:.1f}x faster"
     )

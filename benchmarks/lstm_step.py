@@ -11,6 +11,10 @@ one host device per core (``--xla_force_host_platform_device_count``, set before
 the JAX rows marked "sharded" split the batch over them with ``jax.sharding`` (data parallel,
 the same program and numbers). Both the 1-device and the sharded rows are printed.
 
+On a GPU machine (jax with CUDA, torch with CUDA) the same script times torch's cuDNN
+``nn.LSTM`` on the GPU and adds a ``jax.experimental.rnn`` (cuDNN) row; none was lent to this
+project yet, so those rows have not run.
+
     python benchmarks/lstm_step.py [--layers 1 2] [--repeats 20]
 """
 
@@ -36,6 +40,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import recurrax  # noqa: E402
 
 V, E, H, B, T = 65, 64, 256, 32, 128
+# On a GPU machine the torch peer runs on the GPU (cuDNN) and jax.experimental.rnn is added.
+TORCH_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def timed(step, repeats: int) -> tuple[float, float]:
@@ -115,13 +121,13 @@ def flax_step(layers: int, sharded: bool = False):
 def torch_step(layers: int):
     torch.manual_seed(0)
     emb, lstm, head = (
-        torch.nn.Embedding(V, E),
-        torch.nn.LSTM(E, H, layers, batch_first=True),
-        torch.nn.Linear(H, V),
+        torch.nn.Embedding(V, E).to(TORCH_DEVICE),
+        torch.nn.LSTM(E, H, layers, batch_first=True).to(TORCH_DEVICE),
+        torch.nn.Linear(H, V).to(TORCH_DEVICE),
     )
     params = [*emb.parameters(), *lstm.parameters(), *head.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3)
-    x, y = (torch.from_numpy(a).long() for a in data())
+    x, y = (torch.from_numpy(a).long().to(TORCH_DEVICE) for a in data())
 
     def run():
         opt.zero_grad(set_to_none=True)
@@ -129,8 +135,31 @@ def torch_step(layers: int):
         loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, V), y.reshape(-1))
         loss.backward()
         opt.step()
+        if TORCH_DEVICE == "cuda":
+            torch.cuda.synchronize()
 
     return run
+
+
+def cudnn_step(layers: int):
+    """``jax.experimental.rnn.lstm`` (cuDNN's fused LSTM; GPU only) in the same model."""
+    from jax.experimental import rnn
+
+    k = jax.random.split(jax.random.key(0), 3)
+    params = {
+        "embed": jax.random.normal(k[0], (V, E)),
+        "lstm": rnn.init_lstm_weight(k[1], E, H, layers, False),
+        "W": jax.random.normal(k[2], (H, V)) / H**0.5,
+        "b": jnp.zeros(V),
+    }
+
+    def apply(p, x):
+        h0 = jnp.zeros((layers, x.shape[0], H))
+        lengths = jnp.full((x.shape[0],), x.shape[1], jnp.int32)
+        ys, _, _ = rnn.lstm(p["embed"][x], h0, h0, p["lstm"], lengths, E, H, layers, 0.0, False)
+        return ys @ p["W"] + p["b"]
+
+    return jax_step(apply, params)
 
 
 def step_flops(layers: int) -> float:
@@ -155,8 +184,8 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     peak = matmul_peak()
     print(
-        f"device: {jax.devices()[0].device_kind}, {os.cpu_count()} cores, torch threads "
-        f"{torch.get_num_threads()}, matmul peak {peak:.0f} GFLOP/s"
+        f"device: {jax.devices()[0].device_kind}, {os.cpu_count()} cores, torch on "
+        f"{TORCH_DEVICE} ({torch.get_num_threads()} threads), matmul peak {peak:.0f} GFLOP/s"
     )
     print(
         f"{'layers':>6} {'framework':<26} {'tokens/s':>10} {'GFLOP/s':>8} {'%peak':>6} "
@@ -165,13 +194,16 @@ def main() -> None:
     for layers in args.layers:
         results = {}
         n = jax.device_count()
-        for name, make in [
+        rows = [
             ("recurrax", recurrax_step),
             (f"recurrax sharded x{n}", partial(recurrax_step, sharded=True)),
             ("torch nn.LSTM", torch_step),
             ("flax OptimizedLSTMCell", flax_step),
             (f"flax sharded x{n}", partial(flax_step, sharded=True)),
-        ]:
+        ]
+        if jax.default_backend() == "gpu":
+            rows.append(("jax.experimental.rnn", cudnn_step))
+        for name, make in rows:
             first, sec = timed(make(layers), args.repeats)
             results[name] = B * T / sec
             gflops = step_flops(layers) / sec / 1e9
