@@ -1,6 +1,7 @@
 """The engine and the run manager: member equivalence, early stop, NaN guard, run folders,
 loading a run back, checkpoints, SIGKILL/resume, sharding."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -40,6 +41,33 @@ def test_member_in_a_sweep_equals_a_lone_run():
             jax.tree.map(lambda v: v[m], sweep.state.params),
             atol=1e-5,
         )
+
+
+def test_training_the_same_problem_again_compiles_nothing():
+    """init's and the chunk's programs are cached per (problem, config): training the same
+    problem again (a re-run notebook cell, a benchmark's timed call) compiles nothing and
+    gives the same numbers."""
+    config = engine.Config(steps=20, eval_every=10, chunk_evals=1)
+    table = engine.members(2, {"lr": [0.003, 0.02]}, toy_problem.DEFAULTS)
+    first = runs.train(toy_problem.PROBLEM, config, table, progress=False)
+    compiled = []
+
+    def listener(event, seconds, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(seconds)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        again = runs.train(toy_problem.PROBLEM, config, table, progress=False)
+        n_again = len(compiled)
+        # another config is another program: the listener does see compiles
+        runs.train(
+            toy_problem.PROBLEM, dataclasses.replace(config, steps=30), table, progress=False
+        )
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert n_again == 0 and len(compiled) > 0
+    chex.assert_trees_all_equal(first.state.params, again.state.params)
 
 
 def quadratic(target):
