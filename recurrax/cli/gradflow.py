@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from recurrax import GRU, LSTM, RNN, cli, runs
+from recurrax import GRU, LSTM, RNN, cli, engine, runs
 from recurrax.analysis import gradflow
 from recurrax.plots import flow_curves
 
@@ -51,6 +51,9 @@ def flows(cell, seeds: int, xs, wrt: str = "h0") -> np.ndarray:
     """Batch-mean log10 gradient norm ``[seeds, T]``, all seeds in one vmapped call."""
     keys = jax.random.split(jax.random.key(1), seeds)
     params = jax.vmap(lambda k: cell.init(k, xs.shape[-1]))(keys)
+    mesh = engine.member_mesh(seeds)  # the seeds split over all cores, as the sweeps are
+    if mesh is not None:
+        params = jax.device_put(params, jax.NamedSharding(mesh, jax.P("members")))
     run = jax.jit(jax.vmap(lambda p: gradflow.gradient_flow(cell, p, xs, wrt=wrt).mean))
     return np.asarray(run(params))
 
