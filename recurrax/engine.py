@@ -288,8 +288,11 @@ def make_chunk(problem: Problem, config: Config):
     advanced by ``config.chunk_evals`` evaluation intervals; ``history[name]`` is
     ``[chunk_evals, M]``, NaN for intervals skipped because every member was done.
 
-    Cached per ``(problem, config)`` (like :func:`init`'s program), so training the same
-    problem again, e.g. re-running a notebook cell, does not compile again."""
+    Cached per ``(problem, config)`` (like :func:`init`'s program; the 8 most recent), so
+    training the same ``Problem`` object again (a second ``runs.train`` call, a benchmark's
+    timed run) does not compile again. The cache holds those problems and whatever they
+    capture; ``make_chunk.cache_clear()`` frees them. The same object is not traced again (edit a
+    helper it calls and rebuild the problem); a rebuilt problem is a new key and compiles."""
     return jax.jit(_chunk_fn(problem, config), donate_argnums=0)
 
 

@@ -13,34 +13,32 @@ with ``z_t = zx_t + zh_t`` for the RNN and the LSTM, and ``z_t = (zx_t, zh_t)`` 
 (its reset gate multiplies ``h W_hn + b_hn`` alone). ``s`` are the cell's small params, every
 param but ``W_ih, W_hh, b``: the GRU's ``b_hn``; the LSTM's peepholes ``p_i, p_f, p_o [H]`` and
 projection ``W_hr [H, P]``. Steps past a sequence's length (mask ``m_t = t < length``) keep the
-carry and output zeros; the mask is part of ``pointwise``, so its VJP handles padding too.
+carry and output zeros (in the generic path the mask is part of ``pointwise``, so its VJP
+handles padding too).
 
-- forward: the input projections ``zx_t`` of all steps are one matmul before the loop; the
-  scan saves ``z_t`` and ``carry_t`` for every step (``carry_{t-1}`` is then ``carry_0``
-  followed by all but the last);
-- backward: a reverse scan carries only ``(d carry, d s)``. Per step it takes the VJP of
-  ``pointwise`` alone (elementwise, recomputed from ``z_t``; autodiff writes it) for the
-  cotangents ``(d carry_t, dy_t)``, which gives ``dz_t``, ``d s_t`` and the direct part of
-  ``d carry_{t-1}``; the recurrent part is ``dh_{t-1} += dzh_t W_hhᵀ``;
-- then the big gradients are single matmuls over all ``T·B`` rows:
-  ``dW_ih = Σ_t x_tᵀ dzx_t``, ``dW_hh = Σ_t h_{t-1}ᵀ dzh_t``, ``db = Σ_t dzx_t``,
-  ``dx_t = dzx_t W_ihᵀ`` (``dzx = dzh = dz`` for the RNN and LSTM).
+Every path computes the input projections ``zx_t`` of all steps as one matmul before the loop,
+runs a reverse scan that carries only the state's gradient, and then gets the big gradients as
+single matmuls over all ``T·B`` rows: ``dW_ih = Σ_t x_tᵀ dzx_t``, ``dW_hh = Σ_t h_{t-1}ᵀ dzh_t``,
+``db = Σ_t dzx_t``, ``dx_t = dzx_t W_ihᵀ`` (``dzx = dzh = dz`` for the RNN and LSTM).
 
-Recomputing the elementwise forward in the backward beats storing its residuals: per step the
-compiled loops hold about half of autodiff's kernels for every cell (plain LSTM 8 + 13 against
-24 + 15 at H = 8, B = 10, 128 vmapped members), while saving ``jax.vjp``'s residuals instead
-brings the forward back to autodiff's size.
+- **Written out**, per cell (:func:`lstm_scan` for the plain LSTM: one sigmoid for all gates;
+  :func:`peephole_scan` for every other LSTM without projection; :func:`gru_scan`;
+  :func:`rnn_scan`): the forward saves the gates after their nonlinearity and the cell state
+  (the RNN only its outputs); the backward's elementwise gradients are written out, and the
+  small params' gradients (peepholes, ``b_hn``) are sums over all steps after the loop.
+- **Generic** (:func:`generic_scan`, correct for every cell; used for the projection LSTM):
+  the forward saves ``z_t`` and ``carry_t``; per step the backward takes the VJP of
+  ``pointwise`` alone (recomputed from ``z_t``; autodiff writes it) for the cotangents
+  ``(d carry_t, dy_t)``, which gives ``dz_t``, ``d s_t`` (summed inside the loop, as autodiff
+  does) and the direct part of ``d carry_{t-1}``; the recurrent part is
+  ``dh_{t-1} += dzh_t W_hhᵀ``. Recomputing under ``jax.vjp`` costs kernels, which is why the
+  cells the studies use have their own: :func:`scan` picks, by measurement (timings in its
+  docstring).
 
-The small-param gradients ``d s`` are summed over steps inside the reverse scan, as autodiff
-does (for ``W_hr`` that is one ``[H, P]`` outer product per step). The gradients equal
-autodiff's of the per-step ``cell.step`` scan (``tests/test_fused.py``, every variant). Being a
-``custom_vjp``, :func:`scan` has no forward-mode derivative (``jax.jvp``); use ``cell.step``.
-
-That generic backward (:func:`generic_scan`) is correct for every cell, but recomputing the
-step under ``jax.vjp`` costs kernels, so every cell the studies use also has its elementwise
-gradients written out (:func:`lstm_scan`, :func:`peephole_scan`, :func:`gru_scan`,
-:func:`rnn_scan`); :func:`scan` picks, by measurement (timings in its docstring). The projection
-LSTM keeps the generic one.
+Padding only ever follows the real steps, so step t's previous state is step t-1's saved one.
+The gradients equal autodiff's of the per-step ``cell.step`` scan (``tests/test_fused.py``,
+every variant, with lengths, reverse, vmap, T = 0). Being a ``custom_vjp``, :func:`scan` has
+no forward-mode derivative (``jax.jvp``); use ``cell.step``.
 """
 
 from __future__ import annotations
@@ -293,8 +291,8 @@ def _lstm_bwd(unroll, saved, cotangents):
     H = W_hh_T.shape[1]
     dscale = _gate_scale(H, 4.0, xs.dtype)  # d/dz of 2σ(2z) - 1 is 4σ(1 - σ)
     # Padding only ever follows the real steps, so step t's previous state is step t-1's.
-    hs_prev = jnp.concatenate([h0[None], ys[:-1]])
-    cs_prev = jnp.concatenate([c0[None], cs[:-1]])
+    hs_prev = jnp.concatenate([h0[None], ys])[:-1]
+    cs_prev = jnp.concatenate([c0[None], cs])[:-1]
 
     def body(carry, inp):
         dh, dc = carry
@@ -331,7 +329,7 @@ lstm_scan.defvjp(_lstm_fwd, _lstm_bwd)
 
 def _peep_forward(cell, params: Params, carry: LSTMState, xs: Array, lengths, unroll: int):
     """Gers & Schmidhuber's LSTM family (peepholes, no forget gate, identity output) forward:
-    ``(final, ys, (gates [T, B, G·H] after their nonlinearity, cs [T, B, H]))``."""
+    ``(final, ys, (gates [T, B, G·H] after their nonlinearity, cs [T, B, H], mask))``."""
     W_hh = params["W_hh"]
     psi = ACTIVATIONS[cell.output_activation]
     forget, peep = cell.forget_gate, cell.peephole
@@ -386,8 +384,8 @@ def _peep_bwd(cell, unroll, saved, cotangents):
     forget, peep, tanh_out = cell.forget_gate, cell.peephole, cell.output_activation == "tanh"
     n = len(cell.gates)
     # Padding only ever follows the real steps, so step t's previous state is step t-1's.
-    hs_prev = jnp.concatenate([h0[None], ys[:-1]])
-    cs_prev = jnp.concatenate([c0[None], cs[:-1]])
+    hs_prev = jnp.concatenate([h0[None], ys])[:-1]
+    cs_prev = jnp.concatenate([c0[None], cs])[:-1]
 
     def body(carry, inp):
         dh, dc = carry
@@ -501,7 +499,7 @@ def _gru_bwd(unroll, res, cotangents):
     params, h0, xs, lengths, ys, saved = res
     dh_T, dys = cotangents
     W_hh_T = params["W_hh"].T
-    hs_prev = jnp.concatenate([h0[None], ys[:-1]])  # padding only follows the real steps
+    hs_prev = jnp.concatenate([h0[None], ys])[:-1]  # padding only follows the real steps
 
     def body(dh, inp):
         dy, s, h, m = inp
@@ -574,7 +572,7 @@ def _rnn_bwd(cell, unroll, res, cotangents):
         return dh_prev, dz
 
     dh0, dz = jax.lax.scan(body, dh_T, (dys, ys, _mask(xs, lengths)), reverse=True, unroll=unroll)
-    grads, dxs = _shared_grads(params, xs, jnp.concatenate([h0[None], ys[:-1]]), dz, dz)
+    grads, dxs = _shared_grads(params, xs, jnp.concatenate([h0[None], ys])[:-1], dz, dz)
     return grads, dh0, dxs, None
 
 

@@ -21,6 +21,7 @@ VARIANTS = {
     "lstm": LSTM(5),
     "lstm-noforget": LSTM(5, forget_gate=False),
     "lstm-peephole": LSTM(5, peephole=True),
+    "lstm-identity": LSTM(5, output_activation="identity"),
     "lstm-peephole-identity": LSTM(5, peephole=True, output_activation="identity"),
     "lstm-noforget-peephole": LSTM(5, forget_gate=False, peephole=True),
     "lstm-proj": LSTM(5, proj_size=3, peephole=True),
@@ -88,8 +89,25 @@ def test_fused_gradients_equal_autodiff(name):
     _check(name, [(True, True)])
 
 
-@pytest.mark.parametrize("name", ["gru", "lstm-peephole"])
+@pytest.mark.parametrize("name", ["gru", "lstm-peephole", "lstm", "rnn-relu"])
 def test_fused_gradients_equal_autodiff_without_lengths_and_forward(name):
     """The rest of the grid. The fused scan's only branch is on ``lengths``; ``reverse`` lives in
     the caller, which flips the inputs within each length."""
     _check(name, [(False, False), (False, True), (True, False)])
+
+
+@pytest.mark.parametrize("name", ["rnn-tanh", "gru", "lstm", "lstm-peephole"])
+def test_fused_empty_sequence(name):
+    """T = 0: no steps, the final carry is the initial one, and the gradients are autodiff's
+    (zero for the weights, the identity for the carry)."""
+    cell = VARIANTS[name]
+    params = cell.init(jax.random.key(0), I)
+    carry = _random_carry(cell, jax.random.key(2))
+    xs = jnp.zeros((B, 0, I))
+
+    def loss(run):
+        return lambda p, c: sum(jnp.sum(v**3) for v in jax.tree.leaves(run(cell, p, xs, c)[1]))
+
+    fast = jax.value_and_grad(loss(unroll), argnums=(0, 1))(params, carry)
+    plain = jax.value_and_grad(loss(unroll_internals), argnums=(0, 1))(params, carry)
+    chex.assert_trees_all_close(fast, plain)
