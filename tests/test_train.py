@@ -267,7 +267,8 @@ def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
 
 
 def test_sharded_equals_unsharded(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    flags = os.environ.get("XLA_FLAGS", "")  # keeps conftest's fast-compile setting
+    env = dict(os.environ, XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=4")
     sharded = json.loads(
         run_toy(tmp_path / "a", "--steps", "40", "--shard", "members", "batch", env=env).stdout
     )
