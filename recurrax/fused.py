@@ -313,12 +313,8 @@ def _lstm_bwd(unroll, saved, cotangents):
     (dh0, dc0), dz = jax.lax.scan(
         body, (dh_T, dc_T), (dys, acts, cs, cs_prev, mask), reverse=True, unroll=unroll
     )
-    grads = {
-        "W_ih": jnp.einsum("tbi,tbg->ig", xs, dz),
-        "W_hh": jnp.einsum("tbh,tbg->hg", hs_prev, dz),
-        "b": dz.sum((0, 1)),
-    }
-    return grads, LSTMState(dh0, dc0), dz @ params["W_ih"].T, None
+    grads, dxs = _shared_grads(params, xs, hs_prev, dz, dz)
+    return grads, LSTMState(dh0, dc0), dxs, None
 
 
 lstm_scan.defvjp(_lstm_fwd, _lstm_bwd)
@@ -420,18 +416,14 @@ def _peep_bwd(cell, unroll, saved, cotangents):
     (dh0, dc0), dz = jax.lax.scan(
         body, (dh_T, dc_T), (dys, gates, cs, cs_prev, mask), reverse=True, unroll=unroll
     )
-    grads = {
-        "W_ih": jnp.einsum("tbi,tbg->ig", xs, dz),
-        "W_hh": jnp.einsum("tbh,tbg->hg", hs_prev, dz),
-        "b": dz.sum((0, 1)),
-    }
+    grads, dxs = _shared_grads(params, xs, hs_prev, dz, dz)
     if peep:  # p_i, p_f see the previous cell state, p_o the new one
         dzs = dict(zip(cell.gates, jnp.split(dz, n, axis=-1)))
         grads["p_i"] = jnp.sum(dzs["i"] * cs_prev, (0, 1))
         grads["p_o"] = jnp.sum(dzs["o"] * cs, (0, 1))
         if forget:
             grads["p_f"] = jnp.sum(dzs["f"] * cs_prev, (0, 1))
-    return grads, LSTMState(dh0, dc0), dz @ params["W_ih"].T, None
+    return grads, LSTMState(dh0, dc0), dxs, None
 
 
 peephole_scan.defvjp(_peep_fwd, _peep_bwd)
