@@ -246,7 +246,7 @@ def _lstm_forward(params: Params, carry: LSTMState, xs: Array, lengths: Array | 
     W_ih, W_hh, b = params["W_ih"], params["W_hh"], params["b"]
     H = W_hh.shape[0]
     scale = _gate_scale(H, 2.0, xs.dtype)
-    mask = None if lengths is None else jnp.arange(xs.shape[0])[:, None] < lengths[None, :]
+    mask = _mask(xs, lengths)
     zxs = xs @ W_ih + b  # every step's input projection in one matmul, before the loop
 
     def body(carry, inp):
@@ -257,7 +257,6 @@ def _lstm_forward(params: Params, carry: LSTMState, xs: Array, lengths: Array | 
         c_new = f * c + i * g
         h_new = o * jnp.tanh(c_new)
         if m is not None:  # padded steps keep the carry and output zeros
-            m = m[:, None]
             h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
             return (h_new, c_new), (jnp.where(m, h_new, 0), a, c_new)
         return (h_new, c_new), (h_new, a, c_new)
@@ -305,7 +304,6 @@ def _lstm_bwd(unroll, saved, cotangents):
         dz = d_act * a * (1 - a) * dscale
         dh_prev, dc_prev = dz @ W_hh_T, dc_tot * f
         if m is not None:
-            m = m[:, None]
             dz = jnp.where(m, dz, 0)
             dh_prev, dc_prev = jnp.where(m, dh_prev, dh), jnp.where(m, dc_prev, dc)
         return (dh_prev, dc_prev), dz
@@ -329,7 +327,7 @@ def _peep_forward(cell, params: Params, carry: LSTMState, xs: Array, lengths, un
     W_hh = params["W_hh"]
     psi = ACTIVATIONS[cell.output_activation]
     forget, peep = cell.forget_gate, cell.peephole
-    mask = None if lengths is None else jnp.arange(xs.shape[0])[:, None] < lengths[None, :]
+    mask = _mask(xs, lengths)
     zxs = xs @ params["W_ih"] + params["b"]  # every step's input projection, before the loop
 
     def body(carry, inp):
@@ -348,7 +346,6 @@ def _peep_forward(cell, params: Params, carry: LSTMState, xs: Array, lengths, un
         h_new = o * psi(c_new)
         gates = jnp.concatenate([i, f, g, o] if forget else [i, g, o], axis=-1)
         if m is not None:  # padded steps keep the carry and output zeros
-            m = m[:, None]
             h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
             return (h_new, c_new), (jnp.where(m, h_new, 0), gates, c_new)
         return (h_new, c_new), (h_new, gates, c_new)
@@ -408,7 +405,6 @@ def _peep_bwd(cell, unroll, saved, cotangents):
             dc_prev = dc_prev + dzi * params["p_i"] + (dzf * params["p_f"] if forget else 0)
         dh_prev = dz @ W_hh_T
         if m is not None:
-            m = m[:, None]
             dz = jnp.where(m, dz, 0)
             dh_prev, dc_prev = jnp.where(m, dh_prev, dh), jnp.where(m, dc_prev, dc)
         return (dh_prev, dc_prev), dz
