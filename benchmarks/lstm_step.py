@@ -5,11 +5,13 @@ cross-entropy, Adam. All three in one process on the same sizes; prints tokens/s
 ``--repeats`` timed steps), ratios, achieved GFLOP/s against a measured matmul peak, and
 compile time.
 
-PyTorch's CPU LSTM (oneDNN) runs each step's matmuls on all cores; XLA runs the small per-step
-matmuls of a scan on one thread. JAX's answer is its own multi-device engine: the script exposes
-one host device per core (``--xla_force_host_platform_device_count``, set before jax loads) and
-the JAX rows marked "sharded" split the batch over them with ``jax.sharding`` (data parallel,
-the same program and numbers). Both the 1-device and the sharded rows are printed.
+PyTorch's CPU LSTM runs each step's matmuls on all cores; XLA runs the small per-step
+matmuls of a scan on one thread. JAX's answer is its own multi-device engine: the script sets
+up the machine as the study commands do (:func:`recurrax.cli.use_all_cores`: one host device
+per core, and glibc's malloc keeping freed memory, which every row in this process shares,
+torch's too) and the JAX rows marked "sharded" split the batch over the devices with
+``jax.sharding`` (data parallel, the same program and numbers). Both the 1-device and the
+sharded rows are printed.
 
 On a GPU machine (jax with CUDA, torch with CUDA) the same script times torch's cuDNN
 ``nn.LSTM`` on the GPU and adds a ``jax.experimental.rnn`` (cuDNN) row; none was lent to this
@@ -27,17 +29,18 @@ import sys
 import time
 from functools import partial
 
-os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count() or 1}")
-
-import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-import torch  # noqa: E402
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import recurrax  # noqa: E402
+from recurrax import cli  # noqa: E402
+
+cli.use_all_cores()  # as the study commands: one JAX device per core, freed memory kept
 
 V, E, H, B, T = 65, 64, 256, 32, 128
 # On a GPU machine the torch peer runs on the GPU (cuDNN) and jax.experimental.rnn is added.

@@ -11,6 +11,7 @@ study folder, ``--resume`` to continue it, ``--no-progress``.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import json
 import os
@@ -57,15 +58,39 @@ def run(
 
 def use_all_cores() -> None:
     """One JAX host device per CPU core (``RECURRAX_CPU_DEVICES`` overrides), so the studies'
-    member and batch sharding use the whole machine; a no-op once JAX has computed anything
-    (in-process callers, tests) or when set to 1."""
+    member and batch sharding use the whole machine, and :func:`keep_freed_memory`. The device
+    count is a no-op once JAX has computed anything (in-process callers, tests) or when set
+    to 1."""
     import jax
+
+    keep_freed_memory()
 
     n = int(os.environ.get("RECURRAX_CPU_DEVICES", os.cpu_count() or 1))
     try:
         jax.config.update("jax_num_cpu_devices", max(n, 1))
     except RuntimeError:  # backends already initialized
         pass
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's ``malloc`` keep freed memory mapped for reuse; False where there is no
+    glibc (macOS, musl), which changes nothing.
+
+    XLA:CPU allocates every execution's buffers anew. Above glibc's mmap threshold (128 KiB,
+    rising to at most 32 MiB) each is a fresh ``mmap`` whose pages fault in, zero-filled, on
+    first touch and go back to the kernel when freed: measured here, ~19,000 page faults
+    (74 MB) per char-LM training step, 91 ms a step instead of 61 ms. ``mallopt`` sets the
+    threshold to 1 GiB and keeps 256 MiB of slack at the heap's top (``M_MMAP_THRESHOLD``,
+    ``M_TOP_PAD``), so buffers come back from the heap already mapped; the process's resident
+    memory then stays near its peak. Process-wide, so only entry points call it (through
+    :func:`use_all_cores`), never a library import. PyTorch in the same process gains too.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_top_pad, m_mmap_threshold = -2, -3  # glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_top_pad, 256 << 20))
 
 
 # --- flag types: the domain of every flag is checked before anything runs -------------------
