@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from recurrax.cells import GRU, LSTM, RNN, Cell, LSTMState
 from recurrax.models import Model
-from recurrax.unroll import bidirectional, unroll, unroll_internals
+from recurrax.unroll import Tokens, bidirectional, unroll, unroll_internals
 
 try:
     __version__ = version("recurrax")
@@ -42,6 +42,7 @@ __all__ = [
     "Cell",
     "LSTMState",
     "Model",
+    "Tokens",
     "bidirectional",
     "unroll",
     "unroll_internals",

@@ -16,10 +16,14 @@ projection ``W_hr [H, P]``. Steps past a sequence's length (mask ``m_t = t < len
 carry and output zeros (in the generic path the mask is part of ``pointwise``, so its VJP
 handles padding too).
 
-Every path computes the input projections ``zx_t`` of all steps as one matmul before the loop,
-runs a reverse scan that carries only the state's gradient, and then gets the big gradients as
-single matmuls over all ``T·B`` rows: ``dW_ih = Σ_t x_tᵀ dzx_t``, ``dW_hh = Σ_t h_{t-1}ᵀ dzh_t``,
-``db = Σ_t dzx_t``, ``dx_t = dzx_t W_ihᵀ`` (``dzx = dzh = dz`` for the RNN and LSTM).
+The input projections of all steps are one matmul before the loop, ``zx = x W_ih + b``
+(:func:`project`), differentiated by autodiff, again as single matmuls over all ``T·B`` rows:
+``dW_ih = Σ_t x_tᵀ dzx_t``, ``db = Σ_t dzx_t``, ``dx_t = dzx_t W_ihᵀ``. The custom VJP covers
+the recurrence over ``zx`` (:func:`recur`): a reverse scan that carries only the state's
+gradient gives every ``dzx_t`` (the projections' cotangents), then ``dW_hh = Σ_t h_{t-1}ᵀ dzh_t``
+is one matmul (``dzx = dzh = dz`` for the RNN and LSTM). Splitting at ``zx`` lets a first layer
+fed by an embedding table project the table's rows once instead of every step's input
+(:class:`recurrax.unroll.Tokens`).
 
 - **Written out**, per cell (:func:`lstm_scan` for the plain LSTM: one sigmoid for all gates;
   :func:`peephole_scan` for every other LSTM without projection; :func:`gru_scan`;
@@ -55,8 +59,6 @@ from recurrax.cells import ACTIVATIONS, GRU, LSTM, RNN, LSTMState, Params
 Array = jax.Array
 Carry = Any  # h [B, H] (RNN, GRU) or LSTMState(h [B, P], c [B, H])
 Pointwise = Callable[[Params, Any, Carry], tuple[Carry, Array]]
-
-_SHARED = ("W_ih", "W_hh", "b")
 
 
 def supports(cell) -> bool:
@@ -126,13 +128,12 @@ def _masked(pointwise: Pointwise, s: Params, z, carry: Carry, m: Array | None):
     return jax.tree.map(keep, new, carry), jnp.where(m[:, None], y, 0)
 
 
-def _forward(cell, params: Params, carry: Carry, xs: Array, lengths: Array | None, unroll):
+def _forward(cell, params: Params, carry: Carry, zxs: Array, lengths: Array | None, unroll):
     """``(final carry, ys [T, B, Y], residuals)``."""
-    W_ih, W_hh, b = (params[k] for k in _SHARED)
-    s = {k: v for k, v in params.items() if k not in _SHARED}
+    W_hh = params["W_hh"]
+    s = {k: v for k, v in params.items() if k != "W_hh"}
     pointwise, apart = _pointwise(cell), isinstance(cell, GRU)
-    mask = None if lengths is None else jnp.arange(xs.shape[0])[:, None] < lengths[None, :]
-    zxs = xs @ W_ih + b  # every step's input projection in one matmul, before the loop
+    mask = None if lengths is None else jnp.arange(zxs.shape[0])[:, None] < lengths[None, :]
 
     def body(carry, inp):
         zx, m = inp
@@ -149,27 +150,28 @@ def _forward(cell, params: Params, carry: Carry, xs: Array, lengths: Array | Non
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 5))
 def generic_scan(
-    cell, params: Params, carry: Carry, xs: Array, lengths: Array | None = None, unroll: int = 1
+    cell, params: Params, carry: Carry, zxs: Array, lengths: Array | None = None, unroll: int = 1
 ) -> tuple[Carry, Array]:
-    """``cell`` over time-major ``xs [T, B, I]`` with optional ``lengths [B]``.
+    """``cell``'s recurrence over time-major projected inputs ``zxs [T, B, G·H]`` with optional
+    ``lengths [B]``; ``params`` are the recurrent ones (all but ``W_ih, b``).
 
     Returns ``(final carry, ys [T, B, Y])``; steps past a sequence's length keep the carry and
     output zeros, exactly like :func:`recurrax.unroll`. ``cell`` and ``unroll`` are static.
     """
-    final, ys, _ = _forward(cell, params, carry, xs, lengths, unroll)
+    final, ys, _ = _forward(cell, params, carry, zxs, lengths, unroll)
     return final, ys
 
 
-def _fwd(cell, params, carry, xs, lengths, unroll):
-    final, ys, res = _forward(cell, params, carry, xs, lengths, unroll)
-    return (final, ys), (params, xs, res)
+def _fwd(cell, params, carry, zxs, lengths, unroll):
+    final, ys, res = _forward(cell, params, carry, zxs, lengths, unroll)
+    return (final, ys), (params, res)
 
 
 def _bwd(cell, unroll, saved, cotangents):
-    params, xs, (zs, carries, mask) = saved
+    params, (zs, carries, mask) = saved
     d_final, dys = cotangents
     W_hh_T = params["W_hh"].T
-    s = {k: v for k, v in params.items() if k not in _SHARED}
+    s = {k: v for k, v in params.items() if k != "W_hh"}
     pointwise, apart = _pointwise(cell), isinstance(cell, GRU)
 
     def body(acc, inp):
@@ -185,13 +187,7 @@ def _bwd(cell, unroll, saved, cotangents):
         body, init, (dys, zs, carries, mask), reverse=True, unroll=unroll
     )
     dzx, dzh = dzs if apart else (dzs, dzs)
-    grads = {
-        "W_ih": jnp.einsum("tbi,tbg->ig", xs, dzx),
-        "W_hh": jnp.einsum("tbh,tbg->hg", _h(carries), dzh),
-        "b": dzx.sum((0, 1)),
-        **ds,
-    }
-    return grads, d_carry0, dzx @ params["W_ih"].T, None
+    return {"W_hh": _recurrent_weight_grad(_h(carries), dzh), **ds}, d_carry0, dzx, None
 
 
 generic_scan.defvjp(_fwd, _bwd)
@@ -209,14 +205,32 @@ def is_plain_lstm(cell) -> bool:
     )
 
 
+def project(params: Params, xs: Array) -> Array:
+    """``xs [..., I] -> xs W_ih + b [..., G·H]``: the input projections of all steps, one
+    matmul before the loop (autodiff gives ``dW_ih, db, dxs`` as single matmuls too)."""
+    return xs @ params["W_ih"] + params["b"]
+
+
 def scan(
     cell, params: Params, carry: Carry, xs: Array, lengths: Array | None = None, unroll: int = 1
 ) -> tuple[Carry, Array]:
-    """``cell`` over time-major ``xs [T, B, I]`` with a hand-written backward, chosen by
-    measurement: every elementwise gradient written out per cell — :func:`lstm_scan` (plain
-    LSTM: one sigmoid for all gates), :func:`peephole_scan` (every other LSTM without
-    projection), :func:`gru_scan`, :func:`rnn_scan` — and :func:`generic_scan` (the VJP of the
-    elementwise step by autodiff) for the projection LSTM.
+    """``cell`` over time-major ``xs [T, B, I]``: :func:`recur` over ``project(params, xs)``.
+    Returns ``(final carry, ys [T, B, Y])``."""
+    return recur(cell, params, carry, project(params, xs), lengths, unroll)
+
+
+def recur(
+    cell, params: Params, carry: Carry, zxs: Array, lengths: Array | None = None, unroll: int = 1
+) -> tuple[Carry, Array]:
+    """``cell``'s recurrence over time-major projected inputs ``zxs [T, B, G·H]`` (see
+    :func:`project`; ``W_ih`` and ``b`` in ``params`` are not used) with optional
+    ``lengths [B]``. Returns ``(final carry, ys [T, B, Y])``.
+
+    The backward is hand-written, chosen by measurement: every elementwise gradient written
+    out per cell — :func:`lstm_scan` (plain LSTM: one sigmoid for all gates),
+    :func:`peephole_scan` (every other LSTM without projection), :func:`gru_scan`,
+    :func:`rnn_scan` — and :func:`generic_scan` (the VJP of the elementwise step by autodiff)
+    for the projection LSTM.
 
     Measured on this project's 2-core CPU, 128 vmapped members of the aⁿbⁿcⁿ model (H = 8,
     members over both cores, compile excluded), member-steps/s, written-out vs autodiff of the
@@ -225,15 +239,16 @@ def scan(
     generic VJP was slower than autodiff for the peephole LSTM and the GRU, which is why
     every cell the studies use has its own.
     """
+    params = {k: v for k, v in params.items() if k not in ("W_ih", "b")}
     if is_plain_lstm(cell):
-        return lstm_scan(params, LSTMState(*carry), xs, lengths, unroll)
+        return lstm_scan(params, LSTMState(*carry), zxs, lengths, unroll)
     if isinstance(cell, LSTM) and not cell.proj_size:
-        return peephole_scan(cell, params, LSTMState(*carry), xs, lengths, unroll)
+        return peephole_scan(cell, params, LSTMState(*carry), zxs, lengths, unroll)
     if isinstance(cell, GRU):
-        return gru_scan(params, carry, xs, lengths, unroll)
+        return gru_scan(params, carry, zxs, lengths, unroll)
     if isinstance(cell, RNN):
-        return rnn_scan(cell, params, carry, xs, lengths, unroll)
-    return generic_scan(cell, params, carry, xs, lengths, unroll)
+        return rnn_scan(cell, params, carry, zxs, lengths, unroll)
+    return generic_scan(cell, params, carry, zxs, lengths, unroll)
 
 
 def _gate_scale(H: int, g_scale: float, dtype) -> Array:
@@ -242,12 +257,11 @@ def _gate_scale(H: int, g_scale: float, dtype) -> Array:
     return jnp.ones((4, H), dtype).at[2].set(g_scale).reshape(-1)
 
 
-def _lstm_forward(params: Params, carry: LSTMState, xs: Array, lengths: Array | None, unroll: int):
-    W_ih, W_hh, b = params["W_ih"], params["W_hh"], params["b"]
+def _lstm_forward(params: Params, carry: LSTMState, zxs: Array, lengths: Array | None, unroll):
+    W_hh = params["W_hh"]
     H = W_hh.shape[0]
-    scale = _gate_scale(H, 2.0, xs.dtype)
-    mask = _mask(xs, lengths)
-    zxs = xs @ W_ih + b  # every step's input projection in one matmul, before the loop
+    scale = _gate_scale(H, 2.0, zxs.dtype)
+    mask = _mask(zxs, lengths)
 
     def body(carry, inp):
         h, c = carry
@@ -267,28 +281,29 @@ def _lstm_forward(params: Params, carry: LSTMState, xs: Array, lengths: Array | 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
 def lstm_scan(
-    params: Params, carry: LSTMState, xs: Array, lengths: Array | None, unroll: int = 1
+    params: Params, carry: LSTMState, zxs: Array, lengths: Array | None, unroll: int = 1
 ) -> tuple[LSTMState, Array]:
-    """Plain LSTM over time-major ``xs [T, B, I]`` with optional ``lengths [B]``.
+    """Plain LSTM over time-major projected inputs ``zxs [T, B, 4H]`` with optional
+    ``lengths [B]``; ``params`` holds ``W_hh``.
 
     Returns ``(final LSTMState, ys [T, B, H])``; steps past a sequence's length keep the
     carry and output zeros, exactly like :func:`recurrax.unroll`.
     """
-    final, ys, _ = _lstm_forward(params, carry, xs, lengths, unroll)
+    final, ys, _ = _lstm_forward(params, carry, zxs, lengths, unroll)
     return final, ys
 
 
-def _lstm_fwd(params, carry, xs, lengths, unroll):
-    final, ys, res = _lstm_forward(params, carry, xs, lengths, unroll)
-    return (final, ys), (params, carry, xs, ys, res)
+def _lstm_fwd(params, carry, zxs, lengths, unroll):
+    final, ys, res = _lstm_forward(params, carry, zxs, lengths, unroll)
+    return (final, ys), (params, carry, ys, res)
 
 
 def _lstm_bwd(unroll, saved, cotangents):
-    params, (h0, c0), xs, ys, (acts, cs, mask) = saved
+    params, (h0, c0), ys, (acts, cs, mask) = saved
     (dh_T, dc_T), dys = cotangents
     W_hh_T = params["W_hh"].T
     H = W_hh_T.shape[1]
-    dscale = _gate_scale(H, 4.0, xs.dtype)  # d/dz of 2σ(2z) - 1 is 4σ(1 - σ)
+    dscale = _gate_scale(H, 4.0, ys.dtype)  # d/dz of 2σ(2z) - 1 is 4σ(1 - σ)
     # Padding only ever follows the real steps, so step t's previous state is step t-1's.
     hs_prev = jnp.concatenate([h0[None], ys])[:-1]
     cs_prev = jnp.concatenate([c0[None], cs])[:-1]
@@ -311,8 +326,7 @@ def _lstm_bwd(unroll, saved, cotangents):
     (dh0, dc0), dz = jax.lax.scan(
         body, (dh_T, dc_T), (dys, acts, cs, cs_prev, mask), reverse=True, unroll=unroll
     )
-    grads, dxs = _shared_grads(params, xs, hs_prev, dz, dz)
-    return grads, LSTMState(dh0, dc0), dxs, None
+    return {"W_hh": _recurrent_weight_grad(hs_prev, dz)}, LSTMState(dh0, dc0), dz, None
 
 
 lstm_scan.defvjp(_lstm_fwd, _lstm_bwd)
@@ -321,14 +335,13 @@ lstm_scan.defvjp(_lstm_fwd, _lstm_bwd)
 # --- every LSTM without projection: elementwise gradients written out ---------------------------
 
 
-def _peep_forward(cell, params: Params, carry: LSTMState, xs: Array, lengths, unroll: int):
+def _peep_forward(cell, params: Params, carry: LSTMState, zxs: Array, lengths, unroll: int):
     """Gers & Schmidhuber's LSTM family (peepholes, no forget gate, identity output) forward:
     ``(final, ys, (gates [T, B, G·H] after their nonlinearity, cs [T, B, H], mask))``."""
     W_hh = params["W_hh"]
     psi = ACTIVATIONS[cell.output_activation]
     forget, peep = cell.forget_gate, cell.peephole
-    mask = _mask(xs, lengths)
-    zxs = xs @ params["W_ih"] + params["b"]  # every step's input projection, before the loop
+    mask = _mask(zxs, lengths)
 
     def body(carry, inp):
         h, c = carry
@@ -356,22 +369,22 @@ def _peep_forward(cell, params: Params, carry: LSTMState, xs: Array, lengths, un
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 5))
 def peephole_scan(
-    cell, params: Params, carry: LSTMState, xs: Array, lengths: Array | None, unroll: int = 1
+    cell, params: Params, carry: LSTMState, zxs: Array, lengths: Array | None, unroll: int = 1
 ) -> tuple[LSTMState, Array]:
     """Any LSTM without projection (peepholes, no forget gate, identity output) over
-    time-major ``xs [T, B, I]`` with optional ``lengths [B]``, every elementwise gradient
-    written out. Returns ``(final LSTMState, ys [T, B, H])``."""
-    final, ys, _ = _peep_forward(cell, params, carry, xs, lengths, unroll)
+    time-major projected inputs ``zxs [T, B, G·H]`` with optional ``lengths [B]``, every
+    elementwise gradient written out. Returns ``(final LSTMState, ys [T, B, H])``."""
+    final, ys, _ = _peep_forward(cell, params, carry, zxs, lengths, unroll)
     return final, ys
 
 
-def _peep_fwd(cell, params, carry, xs, lengths, unroll):
-    final, ys, res = _peep_forward(cell, params, carry, xs, lengths, unroll)
-    return (final, ys), (params, carry, xs, ys, res)
+def _peep_fwd(cell, params, carry, zxs, lengths, unroll):
+    final, ys, res = _peep_forward(cell, params, carry, zxs, lengths, unroll)
+    return (final, ys), (params, carry, ys, res)
 
 
 def _peep_bwd(cell, unroll, saved, cotangents):
-    params, (h0, c0), xs, ys, (gates, cs, mask) = saved
+    params, (h0, c0), ys, (gates, cs, mask) = saved
     (dh_T, dc_T), dys = cotangents
     W_hh_T = params["W_hh"].T
     forget, peep, tanh_out = cell.forget_gate, cell.peephole, cell.output_activation == "tanh"
@@ -412,14 +425,14 @@ def _peep_bwd(cell, unroll, saved, cotangents):
     (dh0, dc0), dz = jax.lax.scan(
         body, (dh_T, dc_T), (dys, gates, cs, cs_prev, mask), reverse=True, unroll=unroll
     )
-    grads, dxs = _shared_grads(params, xs, hs_prev, dz, dz)
+    grads = {"W_hh": _recurrent_weight_grad(hs_prev, dz)}
     if peep:  # p_i, p_f see the previous cell state, p_o the new one
         dzs = dict(zip(cell.gates, jnp.split(dz, n, axis=-1)))
         grads["p_i"] = jnp.sum(dzs["i"] * cs_prev, (0, 1))
         grads["p_o"] = jnp.sum(dzs["o"] * cs, (0, 1))
         if forget:
             grads["p_f"] = jnp.sum(dzs["f"] * cs_prev, (0, 1))
-    return grads, LSTMState(dh0, dc0), dxs, None
+    return grads, LSTMState(dh0, dc0), dz, None
 
 
 peephole_scan.defvjp(_peep_fwd, _peep_bwd)
@@ -435,21 +448,15 @@ def _mask(xs: Array, lengths: Array | None) -> Array | None:
     return (jnp.arange(xs.shape[0])[:, None] < lengths[None, :])[..., None]
 
 
-def _shared_grads(params: Params, xs: Array, hs_prev: Array, dzx: Array, dzh: Array):
-    """The big gradients as single matmuls over all ``T·B`` rows: ``({W_ih, W_hh, b}, d xs)``."""
-    grads = {
-        "W_ih": jnp.einsum("tbi,tbg->ig", xs, dzx),
-        "W_hh": jnp.einsum("tbh,tbg->hg", hs_prev, dzh),
-        "b": dzx.sum((0, 1)),
-    }
-    return grads, dzx @ params["W_ih"].T
+def _recurrent_weight_grad(hs_prev: Array, dzh: Array) -> Array:
+    """``dW_hh = Σ_t h_{t-1}ᵀ dzh_t``: one matmul over all ``T·B`` rows."""
+    return jnp.einsum("tbh,tbg->hg", hs_prev, dzh)
 
 
-def _gru_forward(params: Params, h: Array, xs: Array, lengths, unroll: int):
+def _gru_forward(params: Params, h: Array, zxs: Array, lengths, unroll: int):
     """``(final h, ys, (gates r, z, n and h W_hn + b_hn [T, B, 4H]))``."""
     W_hh, b_hn = params["W_hh"], params["b_hn"]
-    mask = _mask(xs, lengths)
-    zxs = xs @ params["W_ih"] + params["b"]  # every step's input projection, before the loop
+    mask = _mask(zxs, lengths)
 
     def body(h, inp):
         zx, m = inp
@@ -470,21 +477,22 @@ def _gru_forward(params: Params, h: Array, xs: Array, lengths, unroll: int):
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
 def gru_scan(
-    params: Params, h: Array, xs: Array, lengths: Array | None, unroll: int = 1
+    params: Params, h: Array, zxs: Array, lengths: Array | None, unroll: int = 1
 ) -> tuple[Array, Array]:
-    """The GRU over time-major ``xs [T, B, I]`` with optional ``lengths [B]``, every elementwise
-    gradient written out. Returns ``(final h [B, H], ys [T, B, H])``."""
-    final, ys, _ = _gru_forward(params, h, xs, lengths, unroll)
+    """The GRU over time-major projected inputs ``zxs [T, B, 3H]`` with optional
+    ``lengths [B]``, every elementwise gradient written out. Returns
+    ``(final h [B, H], ys [T, B, H])``."""
+    final, ys, _ = _gru_forward(params, h, zxs, lengths, unroll)
     return final, ys
 
 
-def _gru_fwd(params, h, xs, lengths, unroll):
-    final, ys, saved = _gru_forward(params, h, xs, lengths, unroll)
-    return (final, ys), (params, h, xs, lengths, ys, saved)
+def _gru_fwd(params, h, zxs, lengths, unroll):
+    final, ys, saved = _gru_forward(params, h, zxs, lengths, unroll)
+    return (final, ys), (params, h, lengths, ys, saved)
 
 
 def _gru_bwd(unroll, res, cotangents):
-    params, h0, xs, lengths, ys, saved = res
+    params, h0, lengths, ys, saved = res
     dh_T, dys = cotangents
     W_hh_T = params["W_hh"].T
     hs_prev = jnp.concatenate([h0[None], ys])[:-1]  # padding only follows the real steps
@@ -505,19 +513,18 @@ def _gru_bwd(unroll, res, cotangents):
         return dh_prev, (dzx, dzh)
 
     dh0, (dzx, dzh) = jax.lax.scan(
-        body, dh_T, (dys, saved, hs_prev, _mask(xs, lengths)), reverse=True, unroll=unroll
+        body, dh_T, (dys, saved, hs_prev, _mask(dys, lengths)), reverse=True, unroll=unroll
     )
-    grads, dxs = _shared_grads(params, xs, hs_prev, dzx, dzh)
-    grads["b_hn"] = jnp.split(dzh, 3, axis=-1)[2].sum((0, 1))
-    return grads, dh0, dxs, None
+    b_hn = jnp.split(dzh, 3, axis=-1)[2].sum((0, 1))
+    grads = {"W_hh": _recurrent_weight_grad(hs_prev, dzh), "b_hn": b_hn}
+    return grads, dh0, dzx, None
 
 
 gru_scan.defvjp(_gru_fwd, _gru_bwd)
 
 
-def _rnn_forward(cell, params: Params, h: Array, xs: Array, lengths, unroll: int):
-    act, W_hh, mask = ACTIVATIONS[cell.nonlinearity], params["W_hh"], _mask(xs, lengths)
-    zxs = xs @ params["W_ih"] + params["b"]  # every step's input projection, before the loop
+def _rnn_forward(cell, params: Params, h: Array, zxs: Array, lengths, unroll: int):
+    act, W_hh, mask = ACTIVATIONS[cell.nonlinearity], params["W_hh"], _mask(zxs, lengths)
 
     def body(h, inp):
         zx, m = inp
@@ -531,21 +538,21 @@ def _rnn_forward(cell, params: Params, h: Array, xs: Array, lengths, unroll: int
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 5))
 def rnn_scan(
-    cell, params: Params, h: Array, xs: Array, lengths: Array | None, unroll: int = 1
+    cell, params: Params, h: Array, zxs: Array, lengths: Array | None, unroll: int = 1
 ) -> tuple[Array, Array]:
-    """The Elman RNN (tanh or ReLU) over time-major ``xs [T, B, I]`` with optional
-    ``lengths [B]``. Returns ``(final h [B, H], ys [T, B, H])``; the derivative of the
-    nonlinearity is read off its output (``1 - h²``; ``h > 0``)."""
-    return _rnn_forward(cell, params, h, xs, lengths, unroll)
+    """The Elman RNN (tanh or ReLU) over time-major projected inputs ``zxs [T, B, H]`` with
+    optional ``lengths [B]``. Returns ``(final h [B, H], ys [T, B, H])``; the derivative of
+    the nonlinearity is read off its output (``1 - h²``; ``h > 0``)."""
+    return _rnn_forward(cell, params, h, zxs, lengths, unroll)
 
 
-def _rnn_fwd(cell, params, h, xs, lengths, unroll):
-    final, ys = _rnn_forward(cell, params, h, xs, lengths, unroll)
-    return (final, ys), (params, h, xs, lengths, ys)
+def _rnn_fwd(cell, params, h, zxs, lengths, unroll):
+    final, ys = _rnn_forward(cell, params, h, zxs, lengths, unroll)
+    return (final, ys), (params, h, lengths, ys)
 
 
 def _rnn_bwd(cell, unroll, res, cotangents):
-    params, h0, xs, lengths, ys = res
+    params, h0, lengths, ys = res
     dh_T, dys = cotangents
     W_hh_T = params["W_hh"].T
     slope = {"tanh": lambda h: 1 - h * h, "relu": lambda h: (h > 0).astype(h.dtype)}
@@ -559,9 +566,8 @@ def _rnn_bwd(cell, unroll, res, cotangents):
             dz, dh_prev = jnp.where(m, dz, 0), jnp.where(m, dh_prev, dh)
         return dh_prev, dz
 
-    dh0, dz = jax.lax.scan(body, dh_T, (dys, ys, _mask(xs, lengths)), reverse=True, unroll=unroll)
-    grads, dxs = _shared_grads(params, xs, jnp.concatenate([h0[None], ys])[:-1], dz, dz)
-    return grads, dh0, dxs, None
+    dh0, dz = jax.lax.scan(body, dh_T, (dys, ys, _mask(dys, lengths)), reverse=True, unroll=unroll)
+    return {"W_hh": _recurrent_weight_grad(jnp.concatenate([h0[None], ys])[:-1], dz)}, dh0, dz, None
 
 
 rnn_scan.defvjp(_rnn_fwd, _rnn_bwd)

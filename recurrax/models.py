@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from recurrax import cells as _cells
 from recurrax.cells import Cell, Params
-from recurrax.unroll import _stack, check_inputs
+from recurrax.unroll import Tokens, _stack, check_inputs
 
 Array = jax.Array
 
@@ -145,13 +145,16 @@ class Model:
     def embed(self, params: Params, inputs: Array) -> Array:
         """Map ``inputs`` (tokens ``[B, T]`` or features ``[B, T, F]``) to ``[B, T, E]``."""
         if self.vocab_size:
-            if inputs.ndim != 2 or not jnp.issubdtype(inputs.dtype, jnp.integer):
-                raise ValueError(
-                    f"token inputs must be integers [B, T], got {inputs.dtype}{list(inputs.shape)}"
-                )
-            return params["embed"][inputs]
+            return params["embed"][self._check_tokens(inputs)]
         if inputs.ndim != 3 or inputs.shape[-1] != self.input_size:
             raise ValueError(f"inputs must be [B, T, {self.input_size}], got {list(inputs.shape)}")
+        return inputs
+
+    def _check_tokens(self, inputs: Array) -> Array:
+        if inputs.ndim != 2 or not jnp.issubdtype(inputs.dtype, jnp.integer):
+            raise ValueError(
+                f"token inputs must be integers [B, T], got {inputs.dtype}{list(inputs.shape)}"
+            )
         return inputs
 
     def apply(
@@ -197,7 +200,10 @@ class Model:
             params = jax.tree.map(lambda v: v.astype(self.dtype), params)
             if jnp.issubdtype(inputs.dtype, jnp.floating):
                 inputs = inputs.astype(self.dtype)
-        xs = self.embed(params, inputs)
+        if self.vocab_size and not internals:  # the first layer may project the table's rows
+            xs = Tokens(self._check_tokens(inputs), params["embed"])
+        else:
+            xs = self.embed(params, inputs)
         check_inputs(xs, lengths)
         xs, carry, inner = _stack(
             self.cells,

@@ -59,3 +59,49 @@ def test_internals_per_layer_and_stateful_carry():
     a, c1 = model.apply(params, tokens[:, :3])
     b, _ = model.apply(params, tokens[:, 3:], c1)
     np.testing.assert_allclose(jnp.concatenate([a, b], 1), out, atol=1e-6)
+
+
+def _dot_lhs_shapes(fn, *args) -> set:
+    """The lhs shapes of every ``dot_general`` in ``fn``'s jaxpr, nested calls included."""
+    shapes = set()
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                shapes.add(tuple(eqn.invars[0].aval.shape))
+            for sub in jax.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return shapes
+
+
+def test_token_inputs_project_the_embedding_table_once():
+    """A vocab model's first layer projects its V embedding rows once (V < B·T) instead of every
+    embedded input; outputs and gradients (embedding included) equal the same layers fed the
+    looked-up vectors as float inputs: LSTM bidirectional, and GRU under RNN, with lengths."""
+    V, E, B, T = 5, 3, 4, 6
+    ids = jax.random.randint(jax.random.key(0), (B, T), 0, V)
+    lengths = jnp.array([6, 2, 0, 5])
+    for cells, bidirectional in [((LSTM(4, peephole=True),), True), ((GRU(4), LSTM(3)), False)]:
+        tokens = Model(cells, V, vocab_size=V, embed_size=E, bidirectional=bidirectional)
+        floats = Model(cells, V, input_size=E, bidirectional=bidirectional)
+        params = tokens.init(jax.random.key(1))
+
+        def loss(model, embed):
+            def f(p):
+                inputs = ids if embed else p["embed"][ids]
+                out, carry = model.apply(p, inputs, lengths=lengths)
+                return jnp.sum(jnp.sin(out)) + sum(jnp.sum(v**2) for v in jax.tree.leaves(carry))
+
+            return jax.value_and_grad(f)
+
+        chex.assert_trees_all_close(
+            loss(tokens, True)(params), loss(floats, False)(params), atol=1e-5, rtol=1e-5
+        )
+        assert (V, E) in _dot_lhs_shapes(lambda p: tokens.apply(p, ids), params)
+        assert (V, E) not in _dot_lhs_shapes(lambda p: floats.apply(p, p["embed"][ids]), params)
+    # more rows than positions: the table is looked up first
+    big = Model((LSTM(4),), 2, vocab_size=B * T, embed_size=E)
+    params = big.init(jax.random.key(2))
+    assert (B * T, E) not in _dot_lhs_shapes(lambda p: big.apply(p, ids), params)
