@@ -269,14 +269,15 @@ def _lstm_forward(params: Params, carry: LSTMState, zxs: Array, lengths: Array |
         a = jax.nn.sigmoid((zx + h @ W_hh) * scale)  # i, f, (g+1)/2, o
         i, f, g, o = a[..., :H], a[..., H : 2 * H], 2 * a[..., 2 * H : 3 * H] - 1, a[..., 3 * H :]
         c_new = f * c + i * g
-        h_new = o * jnp.tanh(c_new)
+        tc = jnp.tanh(c_new)
+        h_new = o * tc
         if m is not None:  # padded steps keep the carry and output zeros
             h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
-            return (h_new, c_new), (jnp.where(m, h_new, 0), a, c_new)
-        return (h_new, c_new), (h_new, a, c_new)
+            return (h_new, c_new), (jnp.where(m, h_new, 0), a, c_new, tc)
+        return (h_new, c_new), (h_new, a, c_new, tc)
 
-    final, (ys, acts, cs) = jax.lax.scan(body, tuple(carry), (zxs, mask), unroll=unroll)
-    return LSTMState(*final), ys, (acts, cs, mask)
+    final, (ys, acts, cs, tcs) = jax.lax.scan(body, tuple(carry), (zxs, mask), unroll=unroll)
+    return LSTMState(*final), ys, (acts, cs, tcs, mask)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -299,7 +300,7 @@ def _lstm_fwd(params, carry, zxs, lengths, unroll):
 
 
 def _lstm_bwd(unroll, saved, cotangents):
-    params, (h0, c0), ys, (acts, cs, mask) = saved
+    params, (h0, c0), ys, (acts, cs, tcs, mask) = saved
     (dh_T, dc_T), dys = cotangents
     W_hh_T = params["W_hh"].T
     H = W_hh_T.shape[1]
@@ -310,9 +311,8 @@ def _lstm_bwd(unroll, saved, cotangents):
 
     def body(carry, inp):
         dh, dc = carry
-        dy, a, c, c_prev, m = inp
+        dy, a, tc, c_prev, m = inp
         i, f, g, o = a[..., :H], a[..., H : 2 * H], 2 * a[..., 2 * H : 3 * H] - 1, a[..., 3 * H :]
-        tc = jnp.tanh(c)
         dh_tot = dh + dy
         dc_tot = dc + dh_tot * o * (1 - tc * tc)
         d_act = jnp.concatenate([dc_tot * g, dc_tot * c_prev, dc_tot * i, dh_tot * tc], -1)
@@ -324,7 +324,7 @@ def _lstm_bwd(unroll, saved, cotangents):
         return (dh_prev, dc_prev), dz
 
     (dh0, dc0), dz = jax.lax.scan(
-        body, (dh_T, dc_T), (dys, acts, cs, cs_prev, mask), reverse=True, unroll=unroll
+        body, (dh_T, dc_T), (dys, acts, tcs, cs_prev, mask), reverse=True, unroll=unroll
     )
     return {"W_hh": _recurrent_weight_grad(hs_prev, dz)}, LSTMState(dh0, dc0), dz, None
 
@@ -356,15 +356,16 @@ def _peep_forward(cell, params: Params, carry: LSTMState, zxs: Array, lengths, u
         else:
             c_new = c + i * g
         o = jax.nn.sigmoid(z["o"] + params["p_o"] * c_new if peep else z["o"])
-        h_new = o * psi(c_new)
+        out = psi(c_new)
+        h_new = o * out
         gates = jnp.concatenate([i, f, g, o] if forget else [i, g, o], axis=-1)
         if m is not None:  # padded steps keep the carry and output zeros
             h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
-            return (h_new, c_new), (jnp.where(m, h_new, 0), gates, c_new)
-        return (h_new, c_new), (h_new, gates, c_new)
+            return (h_new, c_new), (jnp.where(m, h_new, 0), gates, c_new, out)
+        return (h_new, c_new), (h_new, gates, c_new, out)
 
-    final, (ys, gates, cs) = jax.lax.scan(body, tuple(carry), (zxs, mask), unroll=unroll)
-    return LSTMState(*final), ys, (gates, cs, mask)
+    final, (ys, gates, cs, outs) = jax.lax.scan(body, tuple(carry), (zxs, mask), unroll=unroll)
+    return LSTMState(*final), ys, (gates, cs, outs, mask)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 5))
@@ -384,7 +385,7 @@ def _peep_fwd(cell, params, carry, zxs, lengths, unroll):
 
 
 def _peep_bwd(cell, unroll, saved, cotangents):
-    params, (h0, c0), ys, (gates, cs, mask) = saved
+    params, (h0, c0), ys, (gates, cs, outs, mask) = saved
     (dh_T, dc_T), dys = cotangents
     W_hh_T = params["W_hh"].T
     forget, peep, tanh_out = cell.forget_gate, cell.peephole, cell.output_activation == "tanh"
@@ -395,11 +396,10 @@ def _peep_bwd(cell, unroll, saved, cotangents):
 
     def body(carry, inp):
         dh, dc = carry
-        dy, a, c, c_prev, m = inp
+        dy, a, psi, c_prev, m = inp  # psi: the output activation of the new cell state
         a = dict(zip(cell.gates, jnp.split(a, n, axis=-1)))
         i, g, o = a["i"], a["g"], a["o"]
         dh_tot = dh + dy
-        psi = jnp.tanh(c) if tanh_out else c
         dzo = dh_tot * psi * o * (1 - o)
         dc_tot = dc + dh_tot * o * ((1 - psi * psi) if tanh_out else 1)
         if peep:
@@ -423,7 +423,7 @@ def _peep_bwd(cell, unroll, saved, cotangents):
         return (dh_prev, dc_prev), dz
 
     (dh0, dc0), dz = jax.lax.scan(
-        body, (dh_T, dc_T), (dys, gates, cs, cs_prev, mask), reverse=True, unroll=unroll
+        body, (dh_T, dc_T), (dys, gates, outs, cs_prev, mask), reverse=True, unroll=unroll
     )
     grads = {"W_hh": _recurrent_weight_grad(hs_prev, dz)}
     if peep:  # p_i, p_f see the previous cell state, p_o the new one
