@@ -27,8 +27,9 @@ fed by an embedding table project the table's rows once instead of every step's 
 
 - **Written out**, per cell (:func:`lstm_scan` for the plain LSTM: one sigmoid for all gates;
   :func:`peephole_scan` for every other LSTM without projection; :func:`gru_scan`;
-  :func:`rnn_scan`): the forward saves the gates after their nonlinearity and the cell state
-  (the RNN only its outputs); the backward's elementwise gradients are written out, and the
+  :func:`rnn_scan`): the forward saves the gates after their nonlinearity, the cell state and
+  (LSTMs with tanh output) its tanh, the GRU its ``h W_hn + b_hn``, the RNN only its outputs;
+  the backward's elementwise gradients are written out, and the
   small params' gradients (peepholes, ``b_hn``) are sums over all steps after the loop.
 - **Generic** (:func:`generic_scan`, correct for every cell; used for the projection LSTM):
   the forward saves ``z_t`` and ``carry_t``; per step the backward takes the VJP of
@@ -36,13 +37,13 @@ fed by an embedding table project the table's rows once instead of every step's 
   ``(d carry_t, dy_t)``, which gives ``dz_t``, ``d s_t`` (summed inside the loop, as autodiff
   does) and the direct part of ``d carry_{t-1}``; the recurrent part is
   ``dh_{t-1} += dzh_t W_hhᵀ``. Recomputing under ``jax.vjp`` costs kernels, which is why the
-  cells the studies use have their own: :func:`scan` picks, by measurement (timings in its
+  cells the studies use have their own: :func:`recur` picks, by measurement (timings in its
   docstring).
 
 Padding only ever follows the real steps, so step t's previous state is step t-1's saved one.
 The gradients equal autodiff's of the per-step ``cell.step`` scan (``tests/test_fused.py``,
-every variant, with lengths, reverse, vmap, T = 0). Being a ``custom_vjp``, :func:`scan` has
-no forward-mode derivative (``jax.jvp``); use ``cell.step``.
+every variant, with lengths, reverse, vmap, T = 0). Being a ``custom_vjp``, :func:`recur` (so
+:func:`scan` too) has no forward-mode derivative (``jax.jvp``); use ``cell.step``.
 """
 
 from __future__ import annotations
@@ -237,7 +238,8 @@ def recur(
     ``cell.step`` scan vs the generic VJP: plain LSTM 15,300 / 11,100 / 13,300; peephole LSTM
     10,850 / 9,700 / 8,900; GRU 13,400 / 11,500 / 11,000; tanh RNN 28,200 / 17,700 / -. The
     generic VJP was slower than autodiff for the peephole LSTM and the GRU, which is why
-    every cell the studies use has its own.
+    every cell the studies use has its own. (Measured before the LSTMs saved ``tanh c`` and
+    before the token fold; the plain LSTM's figure is now 17,100–17,700.)
     """
     params = {k: v for k, v in params.items() if k not in ("W_ih", "b")}
     if is_plain_lstm(cell):
@@ -359,6 +361,7 @@ def _peep_forward(cell, params: Params, carry: LSTMState, zxs: Array, lengths, u
         out = psi(c_new)
         h_new = o * out
         gates = jnp.concatenate([i, f, g, o] if forget else [i, g, o], axis=-1)
+        out = out if cell.output_activation == "tanh" else None  # identity: the cell state
         if m is not None:  # padded steps keep the carry and output zeros
             h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
             return (h_new, c_new), (jnp.where(m, h_new, 0), gates, c_new, out)
@@ -386,6 +389,7 @@ def _peep_fwd(cell, params, carry, zxs, lengths, unroll):
 
 def _peep_bwd(cell, unroll, saved, cotangents):
     params, (h0, c0), ys, (gates, cs, outs, mask) = saved
+    outs = cs if outs is None else outs  # ψ(c_t): tanh saved by the forward, or c itself
     (dh_T, dc_T), dys = cotangents
     W_hh_T = params["W_hh"].T
     forget, peep, tanh_out = cell.forget_gate, cell.peephole, cell.output_activation == "tanh"

@@ -100,9 +100,11 @@ def _run(cell, params, xs, carry, lengths, reverse, internals, unroll):
         carry = LSTMState(*carry) if isinstance(cell, LSTM) else carry
         if isinstance(xs, Tokens):  # project the V table rows, then look up every step's
             zxs = fused.project(params, xs.table.astype(dtype))[time_major(xs.ids)]
+            carry, ys = fused.recur(cell, params, carry, zxs, lengths, unroll)
         else:
-            zxs = fused.project(params, time_major(xs.astype(dtype)))
-        carry, ys = fused.recur(cell, params, carry, zxs, lengths, unroll)
+            carry, ys = fused.scan(
+                cell, params, carry, time_major(xs.astype(dtype)), lengths, unroll
+            )
         extras = None
     else:
         xs_t = time_major(xs.astype(dtype))
@@ -149,8 +151,9 @@ def unroll(
         semantics); outputs are returned in the original time order.
       unroll: passed to ``jax.lax.scan``.
 
-    Every cell (RNN, GRU and all LSTM variants) runs through :func:`recurrax.fused.scan`,
-    whose hand-written backward computes the same gradients as autodiff of the per-step scan
+    Every cell (RNN, GRU and all LSTM variants) runs through :func:`recurrax.fused.scan`
+    (:class:`Tokens`: the table's projection, then :func:`recurrax.fused.recur`), whose
+    hand-written backward computes the same gradients as autodiff of the per-step scan
     (tested) at less cost; :func:`unroll_internals` keeps the plain autodiff scan.
     """
     ys, carry, _ = _run(cell, params, xs, carry, lengths, reverse, False, unroll)

@@ -4,6 +4,7 @@ from functools import partial
 
 import chex
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -71,7 +72,7 @@ def _dot_lhs_shapes(fn, *args) -> set:
         for eqn in jaxpr.eqns:
             if eqn.primitive.name == "dot_general":
                 shapes.add(tuple(eqn.invars[0].aval.shape))
-            for sub in jax.core.jaxprs_in_params(eqn.params):
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
                 walk(sub)
 
     walk(jax.make_jaxpr(fn)(*args).jaxpr)

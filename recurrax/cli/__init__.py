@@ -73,24 +73,29 @@ def use_all_cores() -> None:
 
 
 def keep_freed_memory() -> bool:
-    """Let glibc's ``malloc`` keep freed memory mapped for reuse; False where there is no
-    glibc (macOS, musl), which changes nothing.
+    """Let glibc's ``malloc`` keep freed memory mapped for reuse; returns whether it took
+    (False off Linux/glibc, e.g. macOS, Windows, musl, where nothing changes).
 
     XLA:CPU allocates every execution's buffers anew. Above glibc's mmap threshold (128 KiB,
     rising to at most 32 MiB) each is a fresh ``mmap`` whose pages fault in, zero-filled, on
     first touch and go back to the kernel when freed: measured here, ~19,000 page faults
-    (74 MB) per char-LM training step, 91 ms a step instead of 61 ms. ``mallopt`` sets the
-    threshold to 1 GiB and keeps 256 MiB of slack at the heap's top (``M_MMAP_THRESHOLD``,
-    ``M_TOP_PAD``), so buffers come back from the heap already mapped; the process's resident
-    memory then stays near its peak. Process-wide, so only entry points call it (through
-    :func:`use_all_cores`), never a library import. PyTorch in the same process gains too.
+    (74 MB) per char-LM training step, 91 ms a step instead of 61 ms. ``mallopt`` raises the
+    threshold (``M_MMAP_THRESHOLD``: 1 GiB, or glibc's maximum of 32 MiB where 1 GiB is
+    refused) and keeps up to 256 MiB of free space at the heap's top (``M_TOP_PAD``), so those
+    buffers come back from the heap already mapped; the process holds up to that much more
+    resident memory. Requests of 64 MiB or more from threads other than the main one are still
+    fresh mappings. Process-wide, so only entry points call it (through :func:`use_all_cores`),
+    never a library import. PyTorch in the same process gains too.
     """
+    if not sys.platform.startswith("linux"):
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError):  # not glibc
         return False
     m_top_pad, m_mmap_threshold = -2, -3  # glibc's malloc.h
-    return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_top_pad, 256 << 20))
+    took = bool(mallopt(m_mmap_threshold, 1 << 30) or mallopt(m_mmap_threshold, 32 << 20))
+    return bool(mallopt(m_top_pad, 256 << 20)) and took
 
 
 # --- flag types: the domain of every flag is checked before anything runs -------------------
