@@ -239,7 +239,7 @@ def recur(
     10,850 / 9,700 / 8,900; GRU 13,400 / 11,500 / 11,000; tanh RNN 28,200 / 17,700 / -. The
     generic VJP was slower than autodiff for the peephole LSTM and the GRU, which is why
     every cell the studies use has its own. (Measured before the LSTMs saved ``tanh c`` and
-    before the token fold; the plain LSTM's figure is now 17,100–17,700.)
+    before the token fold; the plain LSTM's figure is now 15,000–17,700 over six runs.)
     """
     params = {k: v for k, v in params.items() if k not in ("W_ih", "b")}
     if is_plain_lstm(cell):
