@@ -25,7 +25,7 @@ is one matmul (``dzx = dzh = dz`` for the RNN and LSTM). Splitting at ``zx`` let
 fed by an embedding table project the table's rows once instead of every step's input
 (:class:`recurrax.unroll.Tokens`).
 
-- **Written out**, per cell (:func:`lstm_scan` for the plain LSTM: one sigmoid for all gates;
+- **Written out**, per cell (:func:`lstm_scan` for the plain LSTM: one tanh for all gates;
   :func:`peephole_scan` for every other LSTM without projection; :func:`gru_scan`;
   :func:`rnn_scan`): the forward saves the gates after their nonlinearity, the cell state and
   (LSTMs with tanh output) its tanh, the GRU its ``h W_hn + b_hn``, the RNN only its outputs;
@@ -228,7 +228,7 @@ def recur(
     ``lengths [B]``. Returns ``(final carry, ys [T, B, Y])``.
 
     The backward is hand-written, chosen by measurement: every elementwise gradient written
-    out per cell — :func:`lstm_scan` (plain LSTM: one sigmoid for all gates),
+    out per cell — :func:`lstm_scan` (plain LSTM: one tanh for all gates),
     :func:`peephole_scan` (every other LSTM without projection), :func:`gru_scan`,
     :func:`rnn_scan` — and :func:`generic_scan` (the VJP of the elementwise step by autodiff)
     for the projection LSTM.
@@ -254,22 +254,26 @@ def recur(
 
 
 def _gate_scale(H: int, g_scale: float, dtype) -> Array:
-    """``[4H]``: 1 for the sigmoid gates, ``g_scale`` for the g block, so that one sigmoid over
-    all gates serves for ``g = tanh(z) = 2σ(2z) - 1`` too (one elementwise pass, no concat)."""
+    """``[4H]``: 1 for the sigmoid gates, ``g_scale`` for the g block, so that one elementwise
+    pass over all gates serves both nonlinearities (no concat): the forward takes
+    ``t = tanh(z · scale / 2)`` with ``g_scale = 2``, so ``t = tanh(z)`` for g and
+    ``σ(z) = (t + 1) / 2`` for the others (one tanh costs less than XLA:CPU's logistic:
+    sweep 16,900 -> 18,000 member-steps/s, mean of 8 alternated runs each)."""
     return jnp.ones((4, H), dtype).at[2].set(g_scale).reshape(-1)
 
 
 def _lstm_forward(params: Params, carry: LSTMState, zxs: Array, lengths: Array | None, unroll):
     W_hh = params["W_hh"]
     H = W_hh.shape[0]
-    scale = _gate_scale(H, 2.0, zxs.dtype)
+    scale = _gate_scale(H, 2.0, zxs.dtype) / 2
     mask = _mask(zxs, lengths)
 
     def body(carry, inp):
         h, c = carry
         zx, m = inp
-        a = jax.nn.sigmoid((zx + h @ W_hh) * scale)  # i, f, (g+1)/2, o
-        i, f, g, o = a[..., :H], a[..., H : 2 * H], 2 * a[..., 2 * H : 3 * H] - 1, a[..., 3 * H :]
+        t = jnp.tanh((zx + h @ W_hh) * scale)  # σ(z) = (tanh(z/2) + 1)/2; tanh(z) for g
+        a = 0.5 * t + 0.5  # i, f, (g+1)/2, o
+        i, f, g, o = a[..., :H], a[..., H : 2 * H], t[..., 2 * H : 3 * H], a[..., 3 * H :]
         c_new = f * c + i * g
         tc = jnp.tanh(c_new)
         h_new = o * tc
