@@ -262,6 +262,16 @@ def _gate_scale(H: int, g_scale: float, dtype) -> Array:
     return jnp.ones((4, H), dtype).at[2].set(g_scale).reshape(-1)
 
 
+def _lstm_out(m: Array | None, old: tuple, new: tuple, gates: Array, out: Array | None):
+    """An LSTM forward step's ``(carry, (y, gates, c, ψ(c)))``; where ``m`` is False (padding)
+    the carry is kept and ``y`` is zero."""
+    (h, c), (h_new, c_new) = old, new
+    if m is None:
+        return (h_new, c_new), (h_new, gates, c_new, out)
+    h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
+    return (h_new, c_new), (jnp.where(m, h_new, 0), gates, c_new, out)
+
+
 def _lstm_forward(params: Params, carry: LSTMState, zxs: Array, lengths: Array | None, unroll):
     W_hh = params["W_hh"]
     H = W_hh.shape[0]
@@ -276,11 +286,7 @@ def _lstm_forward(params: Params, carry: LSTMState, zxs: Array, lengths: Array |
         i, f, g, o = a[..., :H], a[..., H : 2 * H], t[..., 2 * H : 3 * H], a[..., 3 * H :]
         c_new = f * c + i * g
         tc = jnp.tanh(c_new)
-        h_new = o * tc
-        if m is not None:  # padded steps keep the carry and output zeros
-            h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
-            return (h_new, c_new), (jnp.where(m, h_new, 0), a, c_new, tc)
-        return (h_new, c_new), (h_new, a, c_new, tc)
+        return _lstm_out(m, (h, c), (o * tc, c_new), a, tc)
 
     final, (ys, acts, cs, tcs) = jax.lax.scan(body, tuple(carry), (zxs, mask), unroll=unroll)
     return LSTMState(*final), ys, (acts, cs, tcs, mask)
@@ -366,10 +372,7 @@ def _peep_forward(cell, params: Params, carry: LSTMState, zxs: Array, lengths, u
         h_new = o * out
         gates = jnp.concatenate([i, f, g, o] if forget else [i, g, o], axis=-1)
         out = out if cell.output_activation == "tanh" else None  # identity: the cell state
-        if m is not None:  # padded steps keep the carry and output zeros
-            h_new, c_new = jnp.where(m, h_new, h), jnp.where(m, c_new, c)
-            return (h_new, c_new), (jnp.where(m, h_new, 0), gates, c_new, out)
-        return (h_new, c_new), (h_new, gates, c_new, out)
+        return _lstm_out(m, (h, c), (h_new, c_new), gates, out)
 
     final, (ys, gates, cs, outs) = jax.lax.scan(body, tuple(carry), (zxs, mask), unroll=unroll)
     return LSTMState(*final), ys, (gates, cs, outs, mask)
